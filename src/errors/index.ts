@@ -1,0 +1,77 @@
+/**
+ * errors: the one error type gantry throws. Every failure carries a code from a closed set, the input at
+ * fault (a reference, file or registry) and the underlying cause; messages never contain credentials.
+ */
+
+export type ErrorCode =
+  | 'INVALID_REFERENCE' // a reference, transport string or platform could not be parsed
+  | 'INVALID_ARGUMENT' // a flag or option value is wrong
+  | 'UNAUTHORIZED' // the registry rejected our credentials (401/403)
+  | 'NOT_FOUND' // manifest, blob, tag or file does not exist
+  | 'DIGEST_MISMATCH' // content did not hash to the digest it was fetched or written under
+  | 'SIZE_MISMATCH' // content length differs from the descriptor's size
+  | 'UNSUPPORTED_MEDIA_TYPE' // e.g. Docker schema1 manifests
+  | 'MANIFEST_INVALID' // a manifest or index could not be parsed or is inconsistent
+  | 'REGISTRY_ERROR' // the registry answered with an error we do not retry
+  | 'NETWORK' // connection failures after retries
+  | 'TLS' // certificate problems
+  | 'RATE_LIMITED' // 429 after retries
+  | 'TIMEOUT'
+  | 'IO' // local filesystem errors
+  | 'NO_MATCHING_PLATFORM'
+  | 'CREDENTIAL_HELPER' // a docker-credential-* helper failed
+  | 'NATIVE' // the native addon failed to load or run
+  | 'INTERNAL';
+
+export interface ErrorContext {
+  /** The reference, file path or registry host the error is about. */
+  subject?: string;
+  cause?: unknown;
+  /** HTTP status, when the error came from a registry. */
+  status?: number;
+}
+
+/** The one error type: `code` is stable for programs, `message` is for people. */
+export class GantryError extends Error {
+  readonly code: ErrorCode;
+  readonly subject: string | undefined;
+  readonly status: number | undefined;
+
+  constructor(code: ErrorCode, message: string, context: ErrorContext = {}) {
+    super(redactSecrets(context.subject ? `${context.subject}: ${message}` : message), {
+      cause: context.cause,
+    });
+    this.name = 'GantryError';
+    this.code = code;
+    this.subject = context.subject;
+    this.status = context.status;
+  }
+}
+
+export function isGantryError(err: unknown, code?: ErrorCode): err is GantryError {
+  return err instanceof GantryError && (code === undefined || err.code === code);
+}
+
+/** Wraps any thrown value as a GantryError, keeping GantryErrors as they are. */
+export function asGantryError(err: unknown, code: ErrorCode, message: string, subject?: string): GantryError {
+  if (err instanceof GantryError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new GantryError(code, `${message}: ${detail}`, { subject, cause: err });
+}
+
+const SECRET_PATTERNS: [RegExp, string][] = [
+  // user:password@ in URLs
+  [/(\w+:\/\/)[^/\s:@]+:[^/\s@]+@/g, '$1***:***@'],
+  // Authorization headers and bearer tokens
+  [/(authorization:\s*)(basic|bearer)\s+\S+/gi, '$1$2 ***'],
+  [/\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 ***'],
+  // token= / password= / access_token= query or form parameters
+  [/((?:access_)?token|password|secret)=([^&\s]+)/gi, '$1=***'],
+];
+
+/** Removes credentials that may appear in URLs, headers or form bodies quoted in messages. */
+export function redactSecrets(text: string): string {
+  let out = text;
+  for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}
