@@ -145,10 +145,19 @@ function runHelper(args: {
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let size = 0;
-    let failure: GantryError | undefined;
+    let settled = false;
+    const settle = (outcome: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      outcome();
+    };
     const stop = (error: GantryError) => {
-      failure ??= error;
+      // Settle now: a grandchild the helper started may hold the pipes open long after the helper dies.
+      settle(() => reject(error));
       child.kill('SIGKILL');
+      child.stdout.destroy();
+      child.stderr.destroy();
     };
     const timer = setTimeout(() => stop(fail(`timed out after ${timeoutMs} ms`)), timeoutMs);
     const collect = (into: Buffer[]) => (chunk: Buffer) => {
@@ -159,16 +168,12 @@ function runHelper(args: {
     child.stdout.on('data', collect(stdout));
     child.stderr.on('data', collect(stderr));
     child.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(err.code === 'ENOENT' ? fail('not found on PATH', err) : fail(err.message, err));
+      settle(() => reject(err.code === 'ENOENT' ? fail('not found on PATH', err) : fail(err.message, err)));
     });
     child.on('close', (code) => {
-      clearTimeout(timer);
-      if (failure) reject(failure);
-      else {
-        const out = Buffer.concat(stdout).toString('utf8');
-        resolve({ code, stdout: out, output: `${out}\n${Buffer.concat(stderr).toString('utf8')}` });
-      }
+      const out = Buffer.concat(stdout).toString('utf8');
+      const output = `${out}\n${Buffer.concat(stderr).toString('utf8')}`;
+      settle(() => resolve({ code, stdout: out, output }));
     });
     // A helper that exits without reading its input closes the pipe; its exit status tells what happened.
     child.stdin.on('error', () => {});
