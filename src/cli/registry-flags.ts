@@ -1,0 +1,68 @@
+/**
+ * cli/registry-flags: the registry flags every command shares (credentials, auth file, TLS, retries), with the
+ * skopeo names and `src-`/`dest-` variants for copy and sync, and the one place they become a RegistryClient.
+ */
+import { GantryError } from '../errors/index.js';
+import { createCredentialResolver } from '../registry/credentials.js';
+import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
+import type { Logger } from '../util/log.js';
+import type { FlagSpecs } from './args.js';
+
+export type Side = '' | 'src-' | 'dest-';
+
+export function registryFlags(side: Side): FlagSpecs {
+  return {
+    [`${side}creds`]: { type: 'string', valueName: 'USER:PASS', description: 'credentials for the registry' },
+    [`${side}registry-token`]: { type: 'string', valueName: 'TOKEN', description: 'bearer token for the registry' },
+    [`${side}authfile`]: { type: 'string', valueName: 'FILE', description: 'auth file (default: containers auth.json, then ~/.docker/config.json)' },
+    [`${side}tls-verify`]: { type: 'boolean', description: 'verify TLS certificates (default true; =false to skip)' },
+    [`${side}cert-dir`]: { type: 'string', valueName: 'DIR', description: 'CA and client certificates (ca.crt, client.cert, client.key)' },
+  };
+}
+
+export const commonFlags: FlagSpecs = {
+  authfile: { type: 'string', valueName: 'FILE', description: 'auth file for both sides' },
+  insecure: { type: 'string', multiple: true, valueName: 'HOST', description: 'allow plain HTTP to this registry (repeatable)' },
+  'retry-times': { type: 'string', valueName: 'N', description: 'retries per request on network errors, 5xx and 429 (default 4)' },
+  quiet: { type: 'boolean', short: 'q', description: 'print nothing but errors' },
+  json: { type: 'boolean', description: 'print results as JSON' },
+  help: { type: 'boolean', short: 'h', description: 'show help' },
+};
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+function str(flags: Flags, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function parseCount(flags: Flags, name: string, fallback: number, max = 1000): number {
+  const text = str(flags, name);
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > max) {
+    throw new GantryError('INVALID_ARGUMENT', `--${name} must be a whole number from 0 to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/** Builds the registry client for one side from its flags, falling back to the unprefixed ones. */
+export function registryClientFromFlags(flags: Flags, side: Side, logger: Logger): RegistryClient {
+  const pick = (name: string): string | undefined => str(flags, `${side}${name}`) ?? str(flags, name);
+  const tls = flags[`${side}tls-verify`] ?? flags['tls-verify'];
+  const credentialOptions = {
+    creds: pick('creds'),
+    registryToken: pick('registry-token'),
+    authFile: pick('authfile'),
+  };
+  const options: RegistryClientOptions = {
+    credentials: createCredentialResolver(credentialOptions),
+    tlsVerify: tls !== false,
+    insecureRegistries: (flags.insecure as string[] | undefined) ?? [],
+    maxRetries: parseCount(flags, 'retry-times', 4, 50),
+    logger,
+  };
+  const certDir = pick('cert-dir');
+  if (certDir) options.certDir = certDir;
+  return new RegistryClient(options);
+}

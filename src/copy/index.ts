@@ -1,0 +1,281 @@
+/**
+ * copy: the one copy engine over every transport. It reads the source's manifests, picks platforms, copies each
+ * blob once (skipping what the destination has, mounting within a registry, streaming and verifying everything
+ * else), converts manifests only when asked, writes children before parents and the named image last, carries
+ * signatures/attestations/SBOMs/referrers along, and commits — or aborts so nothing half-written is visible.
+ */
+import { pipeline } from 'node:stream';
+import pLimit from 'p-limit';
+import { GantryError } from '../errors/index.js';
+import {
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+  MediaType,
+  type Platform,
+  type RawManifest,
+  formatPlatform,
+  hostPlatform,
+  isIndex,
+  parseManifest,
+  platformMatches,
+} from '../oci/index.js';
+import type { ImageDestination, ImageSource } from '../transports/types.js';
+import { type Logger, silentLogger } from '../util/log.js';
+import { VerifyingStream } from '../util/verify-stream.js';
+import { type ManifestFormat, convertImageManifest, convertIndex, formatOf } from './convert.js';
+import type { BlobOutcome, CopyProgress } from './progress.js';
+
+export type { CopyProgress, BlobOutcome } from './progress.js';
+export type { ManifestFormat } from './convert.js';
+
+export interface CopyOptions {
+  /** Copy every image of an index (default: only the image for `platform`, or the host's platform). */
+  all?: boolean;
+  /** Pick this platform from an index. */
+  platform?: Platform;
+  /** Convert manifests to this format; digests change. Default: keep bytes as they are. */
+  format?: ManifestFormat;
+  /** Do not copy signatures, attestations, SBOMs and referrers. */
+  removeSignatures?: boolean;
+  /** Parallel blob transfers (default 6). */
+  concurrency?: number;
+  logger?: Logger;
+  progress?: CopyProgress;
+}
+
+export interface CopyResult {
+  /** Digest of the manifest written under the destination's name. */
+  digest: string;
+  mediaType: string;
+  blobs: Record<BlobOutcome, number>;
+  bytesCopied: number;
+  manifests: number;
+  attachments: number;
+}
+
+const FOREIGN_LAYER_TYPES = new Set([
+  MediaType.dockerForeignLayerGzip,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+]);
+
+/** Copies the image `source` names to `destination`; see the module comment for the order of writes. */
+export async function copyImage(
+  source: ImageSource,
+  destination: ImageDestination,
+  options: CopyOptions = {},
+): Promise<CopyResult> {
+  const run = new CopyRun(source, destination, options);
+  try {
+    const result = await run.copy();
+    await destination.commit();
+    return result;
+  } catch (err) {
+    await destination.abort().catch((abortErr: unknown) => {
+      run.logger.warn(`cleaning up ${destination.name} failed: ${String(abortErr)}`);
+    });
+    throw err;
+  }
+}
+
+class CopyRun {
+  readonly logger: Logger;
+  private readonly limit: ReturnType<typeof pLimit>;
+  /** Blob copies by digest, so a layer shared by several images is transferred once. */
+  private readonly blobs = new Map<string, Promise<void>>();
+  private readonly counts: Record<BlobOutcome, number> = { copied: 0, skipped: 0 };
+  /** Set when a manifest was converted, so signatures over the old digests no longer apply. */
+  private digestsChanged = false;
+  private bytesCopied = 0;
+  private manifests = 0;
+  private attachments = 0;
+
+  constructor(
+    private readonly source: ImageSource,
+    private readonly destination: ImageDestination,
+    private readonly options: CopyOptions,
+  ) {
+    this.logger = options.logger ?? silentLogger;
+    this.limit = pLimit(Math.max(1, options.concurrency ?? 6));
+  }
+
+  async copy(): Promise<CopyResult> {
+    const top = await this.source.getManifest();
+    const { manifest } = parseManifest(top.bytes, top.mediaType, this.source.name);
+    let written: RawManifest;
+    let copiedDigests: string[];
+    if (isIndex(manifest)) {
+      if (this.options.all) {
+        ({ written, copiedDigests } = await this.copyIndex(top, manifest));
+      } else {
+        const child = this.selectPlatform(manifest);
+        const raw = await this.source.getManifest(child.digest);
+        written = await this.copyImageManifest(raw, { primary: true });
+        copiedDigests = [raw.digest];
+      }
+    } else {
+      written = await this.copyImageManifest(top, { primary: true });
+      copiedDigests = [top.digest];
+    }
+    await this.copyAttachments(copiedDigests);
+    return {
+      digest: written.digest,
+      mediaType: written.mediaType,
+      blobs: { ...this.counts },
+      bytesCopied: this.bytesCopied,
+      manifests: this.manifests,
+      attachments: this.attachments,
+    };
+  }
+
+  private selectPlatform(index: ImageIndex): Descriptor {
+    const want = this.options.platform ?? hostPlatform();
+    const match = index.manifests.find((d) => platformMatches(want, d.platform));
+    if (!match) {
+      const available = index.manifests
+        .map((d) => (d.platform ? formatPlatform(d.platform) : 'unknown'))
+        .join(', ');
+      throw new GantryError(
+        'NO_MATCHING_PLATFORM',
+        `no image for ${formatPlatform(want)} in the index (has: ${available}); use --platform or --all`,
+        { subject: this.source.name },
+      );
+    }
+    return match;
+  }
+
+  private async copyIndex(
+    raw: RawManifest,
+    index: ImageIndex,
+  ): Promise<{ written: RawManifest; copiedDigests: string[] }> {
+    const format = this.targetFormat(raw.mediaType);
+    const children = new Map<string, Descriptor>();
+    // Children are independent; blob transfers inside them share the one concurrency limit.
+    await Promise.all(
+      index.manifests.map(async (descriptor) => {
+        const childRaw = await this.source.getManifest(descriptor.digest);
+        const written = await this.copyImageManifest(childRaw, { primary: false, format });
+        children.set(descriptor.digest, {
+          ...descriptor,
+          mediaType: written.mediaType,
+          digest: written.digest,
+          size: written.bytes.length,
+        });
+      }),
+    );
+    const written = convertIndex(raw, index, format, children);
+    if (written.digest !== raw.digest) this.digestsChanged = true;
+    this.ensureSupported(written.mediaType);
+    await this.destination.putManifest(written, { primary: true });
+    this.manifests++;
+    this.options.progress?.manifestWritten?.(written.digest, 'index');
+    return { written, copiedDigests: [...index.manifests.map((d) => d.digest), raw.digest] };
+  }
+
+  /** Copies one image (config + layers + manifest); returns the manifest as written. */
+  private async copyImageManifest(
+    raw: RawManifest,
+    options: { primary: boolean; format?: ManifestFormat; tag?: string },
+  ): Promise<RawManifest> {
+    const parsed = parseManifest(raw.bytes, raw.mediaType, this.source.name);
+    if (isIndex(parsed.manifest)) {
+      // An attachment may itself be an index (e.g. an attestation list); copy its children as they are.
+      for (const child of parsed.manifest.manifests) {
+        await this.copyImageManifest(await this.source.getManifest(child.digest), { primary: false });
+      }
+      await this.destination.putManifest(raw, { primary: options.primary, tag: options.tag });
+      this.manifests++;
+      return raw;
+    }
+    const manifest = parsed.manifest as ImageManifest;
+    const format = options.format ?? this.targetFormat(raw.mediaType);
+    const written = convertImageManifest(raw, manifest, format, this.source.name);
+    if (written.digest !== raw.digest) this.digestsChanged = true;
+    this.ensureSupported(written.mediaType);
+    const blobs = [manifest.config, ...manifest.layers.filter((l) => !FOREIGN_LAYER_TYPES.has(l.mediaType))];
+    await Promise.all(blobs.map((blob) => this.copyBlob(blob)));
+    await this.destination.putManifest(written, { primary: options.primary, tag: options.tag });
+    this.manifests++;
+    this.options.progress?.manifestWritten?.(written.digest, options.tag ? 'attachment' : 'image');
+    return written;
+  }
+
+  private targetFormat(mediaType: string): ManifestFormat {
+    if (this.options.format) return this.options.format;
+    const own = formatOf(mediaType);
+    if (this.destination.supportedManifestTypes.includes(mediaType)) return own;
+    // The destination cannot store this type (e.g. docker-archive and OCI): convert to what it takes.
+    return own === 'oci' ? 'v2s2' : 'oci';
+  }
+
+  private ensureSupported(mediaType: string): void {
+    if (!this.destination.supportedManifestTypes.includes(mediaType)) {
+      throw new GantryError('UNSUPPORTED_MEDIA_TYPE', `cannot store manifests of type ${mediaType}`, {
+        subject: this.destination.name,
+      });
+    }
+  }
+
+  private copyBlob(descriptor: Descriptor): Promise<void> {
+    let pending = this.blobs.get(descriptor.digest);
+    if (!pending) {
+      pending = this.limit(() => this.transferBlob(descriptor));
+      this.blobs.set(descriptor.digest, pending);
+    }
+    return pending;
+  }
+
+  private async transferBlob(descriptor: Descriptor): Promise<void> {
+    const progress = this.options.progress;
+    progress?.blobStarted?.(descriptor);
+    const mountFrom = this.source.registryLocation;
+    if (await this.destination.hasBlob(descriptor, mountFrom ? { mountFrom } : {})) {
+      this.counts.skipped++;
+      progress?.blobFinished?.(descriptor, 'skipped');
+      return;
+    }
+    await this.destination.putBlob(descriptor, async (offset) => {
+      const stream = await this.source.getBlob(descriptor, { offset });
+      const verifier = new VerifyingStream({
+        digest: descriptor.digest,
+        size: descriptor.size,
+        offset,
+        subject: this.source.name,
+        onBytes: (received) => progress?.blobBytes?.(descriptor, received),
+      });
+      // pipeline destroys the verifier with the source's error, so the destination sees every failure.
+      return pipeline(stream, verifier, () => {});
+    });
+    this.bytesCopied += descriptor.size;
+    this.counts.copied++;
+    progress?.blobFinished?.(descriptor, 'copied');
+  }
+
+  /** Copies what is attached to each copied manifest; refuses to if conversion changed the digests they sign. */
+  private async copyAttachments(digests: string[]): Promise<void> {
+    if (this.options.removeSignatures) return;
+    for (const digest of digests) {
+      const attachments = await this.source.listAttachments(digest);
+      if (attachments.length === 0) continue;
+      if (this.digestsChanged) {
+        throw new GantryError(
+          'INVALID_ARGUMENT',
+          `${attachments.length} signature(s)/attestation(s) sign ${digest}, which the format conversion replaces; add --remove-signatures to drop them`,
+          { subject: this.source.name },
+        );
+      }
+      for (const attachment of attachments) {
+        const raw = await this.source.getManifest(attachment.descriptor.digest);
+        if (!this.destination.supportedManifestTypes.includes(raw.mediaType)) {
+          this.logger.warn(
+            `${this.destination.name} cannot hold ${attachment.tag ?? `referrer ${raw.digest}`} (${raw.mediaType}); not copied`,
+          );
+          continue;
+        }
+        await this.copyImageManifest(raw, { primary: false, tag: attachment.tag, format: formatOf(raw.mediaType) });
+        this.attachments++;
+      }
+    }
+  }
+}
