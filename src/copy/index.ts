@@ -38,6 +38,8 @@ export interface CopyOptions {
   format?: ManifestFormat;
   /** Do not copy signatures, attestations, SBOMs and referrers. */
   removeSignatures?: boolean;
+  /** Store the image by digest only, without the destination's tag (e.g. children for `manifest create`). */
+  untagged?: boolean;
   /** Parallel blob transfers (default 6). */
   concurrency?: number;
   logger?: Logger;
@@ -111,11 +113,11 @@ class CopyRun {
       } else {
         const child = this.selectPlatform(manifest);
         const raw = await this.source.getManifest(child.digest);
-        written = await this.copyImageManifest(raw, { primary: true });
+        written = await this.copyImageManifest(raw, { primary: !this.options.untagged });
         copiedDigests = [raw.digest];
       }
     } else {
-      written = await this.copyImageManifest(top, { primary: true });
+      written = await this.copyImageManifest(top, { primary: !this.options.untagged });
       copiedDigests = [top.digest];
     }
     await this.copyAttachments(copiedDigests);
@@ -167,7 +169,7 @@ class CopyRun {
     const written = convertIndex(raw, index, format, children);
     if (written.digest !== raw.digest) this.digestsChanged = true;
     this.ensureSupported(written.mediaType);
-    await this.destination.putManifest(written, { primary: true });
+    await this.destination.putManifest(written, { primary: !this.options.untagged });
     this.manifests++;
     this.options.progress?.manifestWritten?.(written.digest, 'index');
     return { written, copiedDigests: [...index.manifests.map((d) => d.digest), raw.digest] };

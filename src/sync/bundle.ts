@@ -1,0 +1,112 @@
+/**
+ * sync/bundle: the air-gap bundle — an OCI image layout holding many images (ref name `repository:tag`) plus
+ * `gantry-bundle.json`, the list of what it holds with digests. `verifyBundle` re-hashes every manifest and blob
+ * an image needs before anything is pushed from the bundle, so a damaged transfer is caught before it is tagged.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { GantryError, asGantryError } from '../errors/index.js';
+import { type Descriptor, digestAlgorithm, digestHex, isIndex, parseManifest } from '../oci/index.js';
+
+export const BUNDLE_INDEX = 'gantry-bundle.json';
+
+export interface BundleEntry {
+  repository: string;
+  tag: string;
+  digest: string;
+  mediaType: string;
+}
+
+export interface BundleIndex {
+  version: 1;
+  images: BundleEntry[];
+}
+
+export function bundleRefName(entry: { repository: string; tag: string }): string {
+  return `${entry.repository}:${entry.tag}`;
+}
+
+export async function readBundleIndex(dir: string, options: { mustExist: boolean }): Promise<BundleIndex> {
+  const file = join(dir, BUNDLE_INDEX);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !options.mustExist) return { version: 1, images: [] };
+    throw asGantryError(err, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'NOT_FOUND' : 'IO', 'cannot read bundle index', file);
+  }
+  let value: BundleIndex;
+  try {
+    value = JSON.parse(text) as BundleIndex;
+  } catch (cause) {
+    throw new GantryError('MANIFEST_INVALID', 'bundle index is not valid JSON', { subject: file, cause });
+  }
+  if (value.version !== 1 || !Array.isArray(value.images)) {
+    throw new GantryError('MANIFEST_INVALID', 'bundle index has an unknown format (expected version 1)', { subject: file });
+  }
+  return value;
+}
+
+/** Writes the bundle index atomically, merging `updates` over what is there (by repository:tag). */
+export async function writeBundleIndex(dir: string, images: BundleEntry[]): Promise<void> {
+  const sorted = [...images].sort((a, b) => bundleRefName(a).localeCompare(bundleRefName(b)));
+  const file = join(dir, BUNDLE_INDEX);
+  const temp = `${file}.tmp-${process.pid}`;
+  await writeFile(temp, `${JSON.stringify({ version: 1, images: sorted } satisfies BundleIndex, null, 2)}\n`);
+  await rename(temp, file);
+}
+
+async function hashFile(path: string, algorithm: string): Promise<{ digest: string; size: number }> {
+  const hash = createHash(algorithm);
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { digest: `${algorithm}:${hash.digest('hex')}`, size };
+}
+
+/**
+ * Verifies one image of the bundle: its manifest (and children, for an index) and every blob they reference
+ * hash to their digests and have their sizes. `verified` carries digests already checked across images.
+ */
+export async function verifyBundleImage(dir: string, entry: BundleEntry, verified: Set<string>): Promise<void> {
+  const subject = `${dir} (${bundleRefName(entry)})`;
+  const check = async (descriptor: Pick<Descriptor, 'digest' | 'size'> & { size?: number }): Promise<void> => {
+    if (verified.has(descriptor.digest)) return;
+    const path = join(dir, 'blobs', digestAlgorithm(descriptor.digest), digestHex(descriptor.digest));
+    let actual: { digest: string; size: number };
+    try {
+      actual = await hashFile(path, digestAlgorithm(descriptor.digest));
+    } catch (err) {
+      throw asGantryError(err, 'NOT_FOUND', `bundle lacks blob ${descriptor.digest}`, subject);
+    }
+    if (actual.digest !== descriptor.digest) {
+      throw new GantryError('DIGEST_MISMATCH', `blob ${descriptor.digest} is damaged: it hashes to ${actual.digest}`, {
+        subject,
+      });
+    }
+    if (descriptor.size !== undefined && actual.size !== descriptor.size) {
+      throw new GantryError('SIZE_MISMATCH', `blob ${descriptor.digest} is ${actual.size} bytes, expected ${descriptor.size}`, {
+        subject,
+      });
+    }
+    verified.add(descriptor.digest);
+  };
+  const walk = async (digest: string, mediaType: string): Promise<void> => {
+    await check({ digest });
+    const bytes = await readFile(join(dir, 'blobs', digestAlgorithm(digest), digestHex(digest)));
+    const { manifest } = parseManifest(bytes, mediaType, subject);
+    if (isIndex(manifest)) {
+      for (const child of manifest.manifests) {
+        await check(child);
+        await walk(child.digest, child.mediaType);
+      }
+    } else {
+      for (const blob of [manifest.config, ...manifest.layers]) await check(blob);
+    }
+  };
+  await walk(entry.digest, entry.mediaType);
+}
