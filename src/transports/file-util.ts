@@ -466,3 +466,38 @@ export function resolveTarMember(
   }
   throw new GantryError('MANIFEST_INVALID', `too many links resolving ${JSON.stringify(name)}`, { subject });
 }
+
+/** The subject/artifactType/annotations of a stored manifest, for attachment discovery. */
+export function manifestFacts(bytes: Buffer): {
+  subject?: string;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+} {
+  try {
+    const m = JSON.parse(bytes.toString('utf8')) as {
+      subject?: { digest?: unknown };
+      artifactType?: unknown;
+      config?: { mediaType?: unknown };
+      annotations?: Record<string, string>;
+    };
+    const subject = typeof m.subject?.digest === 'string' ? m.subject.digest : undefined;
+    const artifactType =
+      typeof m.artifactType === 'string'
+        ? m.artifactType
+        : typeof m.config?.mediaType === 'string'
+          ? m.config.mediaType
+          : undefined;
+    return { subject, artifactType, annotations: m.annotations };
+  } catch {
+    return {};
+  }
+}
+
+/** Throws DIGEST_MISMATCH when in-memory bytes (a manifest) do not hash to `digest`. */
+export function assertBytesDigest(bytes: Buffer, digest: string, subject: string): void {
+  const alg = digestAlgorithm(digest);
+  const got = `${alg}:${createHash(alg).update(bytes).digest('hex')}`;
+  if (got !== digest) {
+    throw new GantryError('DIGEST_MISMATCH', `content hashes to ${got}, expected ${digest}`, { subject });
+  }
+}

@@ -4,7 +4,6 @@
  * Cosign tag-schema attachments are index entries named `sha256-<hex>.sig|.att|.sbom`; referrers are entries
  * without a name whose manifest has a `subject`.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -20,8 +19,10 @@ import {
   type RawManifest,
 } from '../oci/index.js';
 import {
+  assertBytesDigest,
   fileSize,
   layoutBlobPath,
+  manifestFacts,
   openFileStream,
   readSmallFile,
   writeFileAtomic,
@@ -72,37 +73,8 @@ async function readVerifiedBlob(dir: string, digest: string, subject: string): P
   } catch (err) {
     throw asGantryError(err, 'NOT_FOUND', `no blob ${digest} in ${dir}`, subject);
   }
-  const got = `${digestAlgorithm(digest)}:${createHash(digestAlgorithm(digest)).update(bytes).digest('hex')}`;
-  if (got !== digest) {
-    throw new GantryError('DIGEST_MISMATCH', `${path} hashes to ${got}, expected ${digest}`, { subject });
-  }
+  assertBytesDigest(bytes, digest, subject);
   return bytes;
-}
-
-/** The subject/artifactType/annotations of a stored manifest, for attachment discovery. */
-function manifestFacts(bytes: Buffer): {
-  subject?: string;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-} {
-  try {
-    const m = JSON.parse(bytes.toString('utf8')) as {
-      subject?: { digest?: unknown };
-      artifactType?: unknown;
-      config?: { mediaType?: unknown };
-      annotations?: Record<string, string>;
-    };
-    const subject = typeof m.subject?.digest === 'string' ? m.subject.digest : undefined;
-    const artifactType =
-      typeof m.artifactType === 'string'
-        ? m.artifactType
-        : typeof m.config?.mediaType === 'string'
-          ? m.config.mediaType
-          : undefined;
-    return { subject, artifactType, annotations: m.annotations };
-  } catch {
-    return {};
-  }
 }
 
 class OciLayoutSource implements ImageSource {
@@ -267,12 +239,7 @@ class OciLayoutDestination implements ImageDestination {
       );
     }
     const alg = digestAlgorithm(assertDigest(manifest.digest, this.name));
-    const got = `${alg}:${createHash(alg).update(manifest.bytes).digest('hex')}`;
-    if (got !== manifest.digest) {
-      throw new GantryError('DIGEST_MISMATCH', `manifest hashes to ${got}, expected ${manifest.digest}`, {
-        subject: this.name,
-      });
-    }
+    assertBytesDigest(manifest.bytes, manifest.digest, this.name);
     const descriptor: Descriptor = {
       mediaType: manifest.mediaType,
       digest: manifest.digest,
