@@ -2,9 +2,11 @@
 // valid and deterministic images, and the fault proxy injects what it is told.
 import { createHash } from 'node:crypto';
 import { lstat, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFaultProxy } from '../harness/fault-proxy.js';
 import {
   type FixtureImage,
   makeImageLayout,
@@ -267,5 +269,140 @@ describe('fixtures', () => {
       clearInterval(sampler);
     }
     expect(peak).toBeLessThan(150 * 1024 * 1024);
+  });
+});
+
+describe('startFaultProxy', () => {
+  let reg: TestRegistry;
+  let blob: FixtureImage['layers'][number];
+  const blobPath = () => `/v2/faults/app/blobs/${blob.digest}`;
+  beforeAll(async () => {
+    reg = await startRegistry();
+    await pushFixture(image, reg, 'faults/app:v1');
+    blob = image.layers[0]!;
+  });
+  afterAll(() => reg.stop());
+
+  /** GET through the proxy with node:http, counting body bytes until the end or a cut connection. */
+  function rawGet(url: string): Promise<{ status: number; body: Buffer; complete: boolean }> {
+    return new Promise((resolve, reject) => {
+      httpGet(url, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, body: Buffer.concat(chunks), complete: res.complete }),
+        );
+        res.on('error', () =>
+          resolve({ status: res.statusCode!, body: Buffer.concat(chunks), complete: false }),
+        );
+      }).on('error', reject);
+    });
+  }
+
+  it('forwards pushes and pulls unchanged, rewriting upload Locations to itself', async () => {
+    const proxy = await startFaultProxy(reg, []);
+    try {
+      const viaProxy = { ...reg, host: proxy.host, url: proxy.url };
+      const other = await makeImageLayout({ dir: join(work, 'proxied'), seed: 11 });
+      const ref = await pushFixture(other, viaProxy, 'faults/proxied:v1');
+      expect(await remoteDigest(ref, ['--tls-verify=false'])).toBe(other.digest);
+      const upload = await fetch(`${proxy.url}/v2/faults/app/blobs/uploads/`, { method: 'POST' });
+      expect(upload.status).toBe(202);
+      expect(upload.headers.get('location')).toMatch(
+        new RegExp(`^(${proxy.url})?/v2/faults/app/blobs/uploads/`),
+      );
+      expect(upload.headers.get('location')).not.toContain(reg.host);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('answers 429 with Retry-After the first N times a request matches', async () => {
+    const proxy = await startFaultProxy(reg, [
+      {
+        name: 'throttle',
+        match: (r) => r.method === 'GET' && r.path.includes('/manifests/'),
+        action: 'status',
+        status: 429,
+        headers: { 'retry-after': '1' },
+        times: 2,
+      },
+    ]);
+    try {
+      const url = `${proxy.url}/v2/faults/app/manifests/v1`;
+      const init = { headers: { accept: image.mediaType } };
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(url, init);
+        expect(res.status).toBe(429);
+        expect(res.headers.get('retry-after')).toBe('1');
+        await res.body?.cancel();
+      }
+      const ok = await fetch(url, init);
+      expect(ok.status).toBe(200);
+      expect(ok.headers.get('docker-content-digest')).toBe(image.digest);
+      await ok.body?.cancel();
+      expect(proxy.hits('throttle')).toBe(2);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('corrupts matching blob bodies without changing their length', async () => {
+    const proxy = await startFaultProxy(reg, [
+      { name: 'flip', match: (r) => r.path.includes('/blobs/sha256:'), action: 'corrupt-body', times: 1 },
+    ]);
+    try {
+      const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+      const bad = await rawGet(proxy.url + blobPath());
+      expect(bad.body.length).toBe(blob.size);
+      expect(sha(bad.body)).not.toBe(blob.digest);
+      const good = await rawGet(proxy.url + blobPath());
+      expect(sha(good.body)).toBe(blob.digest);
+      expect(proxy.hits('flip')).toBe(1);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('cuts the connection after n response bytes', async () => {
+    const proxy = await startFaultProxy(reg, [
+      { name: 'cut', match: (r) => r.path.includes('/blobs/sha256:'), action: 'drop-after-bytes', n: 1000 },
+    ]);
+    try {
+      const res = await rawGet(proxy.url + blobPath());
+      expect(res.status).toBe(200);
+      expect(res.complete).toBe(false);
+      expect(res.body.length).toBe(1000);
+      expect(proxy.hits('cut')).toBe(1);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('cuts the connection after n request bytes of an upload', async () => {
+    const proxy = await startFaultProxy(reg, [
+      {
+        name: 'cut-upload',
+        match: (r) => r.method === 'PATCH',
+        action: 'drop-after-bytes',
+        n: 100,
+        direction: 'request',
+      },
+    ]);
+    try {
+      const start = await fetch(`${proxy.url}/v2/faults/app/blobs/uploads/`, { method: 'POST' });
+      await start.body?.cancel();
+      const location = new URL(start.headers.get('location')!, proxy.url);
+      await expect(
+        fetch(location, {
+          method: 'PATCH',
+          body: Buffer.alloc(64 * 1024, 1),
+          headers: { 'content-type': 'application/octet-stream' },
+        }),
+      ).rejects.toThrow();
+      expect(proxy.hits('cut-upload')).toBe(1);
+    } finally {
+      await proxy.stop();
+    }
   });
 });
