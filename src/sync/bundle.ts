@@ -8,7 +8,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { GantryError, asGantryError } from '../errors/index.js';
-import { type Descriptor, digestAlgorithm, digestHex, isIndex, parseManifest } from '../oci/index.js';
+import { digestAlgorithm, digestHex, isIndex, parseManifest } from '../oci/index.js';
 
 export const BUNDLE_INDEX = 'gantry-bundle.json';
 
@@ -74,7 +74,7 @@ async function hashFile(path: string, algorithm: string): Promise<{ digest: stri
  */
 export async function verifyBundleImage(dir: string, entry: BundleEntry, verified: Set<string>): Promise<void> {
   const subject = `${dir} (${bundleRefName(entry)})`;
-  const check = async (descriptor: Pick<Descriptor, 'digest' | 'size'> & { size?: number }): Promise<void> => {
+  const check = async (descriptor: { digest: string; size?: number }): Promise<void> => {
     if (verified.has(descriptor.digest)) return;
     const path = join(dir, 'blobs', digestAlgorithm(descriptor.digest), digestHex(descriptor.digest));
     let actual: { digest: string; size: number };

@@ -6,7 +6,7 @@
  */
 import pLimit from 'p-limit';
 import { type CopyProgress, type CopyResult, copyImage } from '../copy/index.js';
-import { GantryError } from '../errors/index.js';
+import { GantryError, isGantryError } from '../errors/index.js';
 import { type Platform, hostPlatform, isIndex, parseManifest, platformMatches } from '../oci/index.js';
 import { type ImageReference, formatImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
@@ -305,7 +305,10 @@ async function deleteExtraneous(
   }
   for (const [repository, tags] of wanted) {
     const location = { registry: destination.registry, repository };
-    const existing = await destination.client.listTags(location).catch(() => [] as string[]);
+    const existing = await destination.client.listTags(location).catch((err: unknown) => {
+      if (isGantryError(err, 'NOT_FOUND')) return [] as string[];
+      throw err;
+    });
     const keepDigests = new Set<string>();
     const extraneous: { tag: string; digest: string }[] = [];
     for (const tag of existing) {
