@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# setup.sh: prepares a Debian machine (or a developer checkout) to build and test gantry. Idempotent:
+# installs missing system packages (as root, or through sudo), creates the unprivileged `gantry-test` user
+# with subordinate id ranges (as root), checks Rust, runs `npm ci` when node_modules is stale, then builds.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+PACKAGES=(docker-registry skopeo umoci uidmap busybox-static apache2-utils openssl buildah ca-certificates)
+
+is_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
+}
+
+install_packages() {
+  command -v dpkg-query >/dev/null || { log "not a Debian-like system; make sure these are installed: ${PACKAGES[*]}"; return; }
+  local missing=()
+  for pkg in "${PACKAGES[@]}"; do is_installed "$pkg" || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && { log "system packages present"; return; }
+
+  local as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      as_root=(sudo -n)
+    else
+      die "missing packages: ${missing[*]} — install them as root: apt-get install -y ${missing[*]}"
+    fi
+  fi
+  log "installing: ${missing[*]}"
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Next free subordinate id range start in /etc/subuid or /etc/subgid (after every existing range).
+next_sub_start() {
+  awk -F: 'BEGIN { max = 100000 } NF == 3 && $2 + $3 > max { max = $2 + $3 } END { print max }' "$1" 2>/dev/null || echo 100000
+}
+
+ensure_test_user() {
+  [ "$(id -u)" -eq 0 ] || { log "not root: skipping the gantry-test user"; return; }
+  if ! id gantry-test >/dev/null 2>&1; then
+    log "creating user gantry-test"
+    useradd --create-home --shell /bin/bash gantry-test
+  fi
+  for file in /etc/subuid /etc/subgid; do
+    touch "$file"
+    if ! grep -q '^gantry-test:' "$file"; then
+      echo "gantry-test:$(next_sub_start "$file"):65536" >>"$file"
+      log "added a gantry-test range to $file"
+    fi
+  done
+}
+
+check_toolchain() {
+  command -v node >/dev/null || die "node is not installed (gantry needs Node >= 20.18.1)"
+  if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+  command -v cargo >/dev/null || die "Rust is not installed (cargo not found): install it with rustup (https://rustup.rs) or apt-get install cargo"
+}
+
+install_node_modules() {
+  # npm ci writes node_modules/.package-lock.json; if package-lock.json is newer, dependencies changed.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "npm ci"
+    npm ci --no-audit --no-fund
+  else
+    log "node_modules up to date"
+  fi
+}
+
+build() {
+  if [ -f scripts/bundle.mjs ]; then
+    log "npm run build"
+    npm run build
+  else
+    log "scripts/bundle.mjs does not exist yet: building the native addon only"
+    npm run build:native
+  fi
+}
+
+install_packages
+ensure_test_user
+check_toolchain
+install_node_modules
+build
+log "done"
