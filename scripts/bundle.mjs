@@ -14,6 +14,8 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
   // The native addon is loaded at run time from native/, next to the package.
   external: ['*.node'],
-  banner: { js: "import { createRequire as __gantryCreateRequire } from 'node:module'; const require = __gantryCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __gantryCreateRequire } from 'node:module'; const require = __gantryCreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });

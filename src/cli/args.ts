@@ -17,7 +17,11 @@ export interface FlagSpec {
 export type FlagSpecs = Record<string, FlagSpec>;
 
 export type FlagValues<S extends FlagSpecs> = {
-  [K in keyof S]?: S[K]['type'] extends 'boolean' ? boolean : S[K]['multiple'] extends true ? string[] : string;
+  [K in keyof S]?: S[K]['type'] extends 'boolean'
+    ? boolean
+    : S[K]['multiple'] extends true
+      ? string[]
+      : string;
 };
 
 export interface ParsedArgs<S extends FlagSpecs> {
@@ -64,7 +68,8 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
       value = next as string;
       i++;
     }
-    if (spec.multiple) ((flags[name] as string[] | undefined) ?? (flags[name] = [] as string[])).push(value as string);
+    if (spec.multiple)
+      ((flags[name] as string[] | undefined) ?? (flags[name] = [] as string[])).push(value as string);
     else flags[name] = value;
   }
   return { flags: flags as FlagValues<S>, positionals };

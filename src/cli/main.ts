@@ -48,7 +48,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`Usage: gantry ${command.usage}\n\n${command.summary}\n\nFlags:\n${formatFlagHelp(command.flags)}\n`);
+    process.stdout.write(
+      `Usage: gantry ${command.usage}\n\n${command.summary}\n\nFlags:\n${formatFlagHelp(command.flags)}\n`,
+    );
     return 0;
   }
   try {
@@ -60,7 +62,9 @@ export async function main(argv: string[]): Promise<number> {
       if (process.env.GANTRY_DEBUG && err.cause) process.stderr.write(`cause: ${String(err.cause)}\n`);
       return err.code === 'INVALID_ARGUMENT' || err.code === 'INVALID_REFERENCE' ? 2 : 1;
     }
-    process.stderr.write(`gantry ${name}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `gantry ${name}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     return 1;
   }
 }

@@ -48,7 +48,9 @@ export function createOutput(options: { quiet?: boolean; json?: boolean }): Outp
 function lineProgress(logger: Logger): CopyProgress {
   return {
     blobFinished(d, outcome) {
-      logger.info(`${outcome === 'copied' ? 'Copied' : 'Skipped (present)'} blob ${shortDigest(d)} ${formatBytes(d.size)}`);
+      logger.info(
+        `${outcome === 'copied' ? 'Copied' : 'Skipped (present)'} blob ${shortDigest(d)} ${formatBytes(d.size)}`,
+      );
     },
     manifestWritten(digest, role) {
       logger.info(`Wrote ${role} manifest ${digest}`);
@@ -92,7 +94,9 @@ function liveOutput(logger: Logger): Output {
       },
       blobFinished(d, outcome) {
         active.delete(d.digest);
-        above(`${outcome === 'copied' ? 'Copied' : 'Skipped (present)'} blob ${shortDigest(d)} ${formatBytes(d.size)}`);
+        above(
+          `${outcome === 'copied' ? 'Copied' : 'Skipped (present)'} blob ${shortDigest(d)} ${formatBytes(d.size)}`,
+        );
       },
       manifestWritten(digest, role) {
         above(`Wrote ${role} manifest ${digest}`);

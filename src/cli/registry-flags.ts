@@ -6,28 +6,60 @@ import { GantryError } from '../errors/index.js';
 import { createCredentialResolver } from '../registry/credentials.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
 import type { Logger } from '../util/log.js';
-import type { FlagSpecs } from './args.js';
+import type { FlagSpec, FlagSpecs } from './args.js';
 
 export type Side = '' | 'src-' | 'dest-';
 
-export function registryFlags(side: Side): FlagSpecs {
+type StringFlag = FlagSpec & { type: 'string'; multiple?: false };
+type BooleanFlag = FlagSpec & { type: 'boolean' };
+type RegistryFlagSpecs<S extends Side> = Record<
+  `${S}${'creds' | 'registry-token' | 'authfile' | 'cert-dir'}`,
+  StringFlag
+> &
+  Record<`${S}tls-verify`, BooleanFlag>;
+
+export function registryFlags<S extends Side>(side: S): RegistryFlagSpecs<S> {
   return {
     [`${side}creds`]: { type: 'string', valueName: 'USER:PASS', description: 'credentials for the registry' },
-    [`${side}registry-token`]: { type: 'string', valueName: 'TOKEN', description: 'bearer token for the registry' },
-    [`${side}authfile`]: { type: 'string', valueName: 'FILE', description: 'auth file (default: containers auth.json, then ~/.docker/config.json)' },
-    [`${side}tls-verify`]: { type: 'boolean', description: 'verify TLS certificates (default true; =false to skip)' },
-    [`${side}cert-dir`]: { type: 'string', valueName: 'DIR', description: 'CA and client certificates (ca.crt, client.cert, client.key)' },
-  };
+    [`${side}registry-token`]: {
+      type: 'string',
+      valueName: 'TOKEN',
+      description: 'bearer token for the registry',
+    },
+    [`${side}authfile`]: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'auth file (default: containers auth.json, then ~/.docker/config.json)',
+    },
+    [`${side}tls-verify`]: {
+      type: 'boolean',
+      description: 'verify TLS certificates (default true; =false to skip)',
+    },
+    [`${side}cert-dir`]: {
+      type: 'string',
+      valueName: 'DIR',
+      description: 'CA and client certificates (ca.crt, client.cert, client.key)',
+    },
+  } as RegistryFlagSpecs<S>;
 }
 
-export const commonFlags: FlagSpecs = {
+export const commonFlags = {
   authfile: { type: 'string', valueName: 'FILE', description: 'auth file for both sides' },
-  insecure: { type: 'string', multiple: true, valueName: 'HOST', description: 'allow plain HTTP to this registry (repeatable)' },
-  'retry-times': { type: 'string', valueName: 'N', description: 'retries per request on network errors, 5xx and 429 (default 4)' },
+  insecure: {
+    type: 'string',
+    multiple: true,
+    valueName: 'HOST',
+    description: 'allow plain HTTP to this registry (repeatable)',
+  },
+  'retry-times': {
+    type: 'string',
+    valueName: 'N',
+    description: 'retries per request on network errors, 5xx and 429 (default 4)',
+  },
   quiet: { type: 'boolean', short: 'q', description: 'print nothing but errors' },
   json: { type: 'boolean', description: 'print results as JSON' },
   help: { type: 'boolean', short: 'h', description: 'show help' },
-};
+} as const satisfies FlagSpecs;
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
@@ -41,7 +73,10 @@ export function parseCount(flags: Flags, name: string, fallback: number, max = 1
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > max) {
-    throw new GantryError('INVALID_ARGUMENT', `--${name} must be a whole number from 0 to ${max}, got ${JSON.stringify(text)}`);
+    throw new GantryError(
+      'INVALID_ARGUMENT',
+      `--${name} must be a whole number from 0 to ${max}, got ${JSON.stringify(text)}`,
+    );
   }
   return n;
 }

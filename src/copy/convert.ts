@@ -6,11 +6,11 @@
 import { GantryError } from '../errors/index.js';
 import {
   type Descriptor,
+  encodeManifest,
   type ImageIndex,
   type ImageManifest,
   MediaType,
   type RawManifest,
-  encodeManifest,
   sha256Digest,
 } from '../oci/index.js';
 
@@ -31,7 +31,9 @@ const LAYER_TO_OCI: Record<string, string> = {
 
 /** The format a manifest media type belongs to. */
 export function formatOf(mediaType: string): ManifestFormat {
-  return mediaType === MediaType.dockerManifest || mediaType === MediaType.dockerManifestList ? 'v2s2' : 'oci';
+  return mediaType === MediaType.dockerManifest || mediaType === MediaType.dockerManifestList
+    ? 'v2s2'
+    : 'oci';
 }
 
 function convertLayer(layer: Descriptor, to: ManifestFormat, subject: string): Descriptor {

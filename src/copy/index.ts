@@ -9,25 +9,25 @@ import pLimit from 'p-limit';
 import { GantryError } from '../errors/index.js';
 import {
   type Descriptor,
-  type ImageIndex,
-  type ImageManifest,
-  MediaType,
-  type Platform,
-  type RawManifest,
   formatPlatform,
   hostPlatform,
+  type ImageIndex,
+  type ImageManifest,
   isIndex,
+  MediaType,
+  type Platform,
   parseManifest,
   platformMatches,
+  type RawManifest,
 } from '../oci/index.js';
 import type { ImageDestination, ImageSource } from '../transports/types.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { VerifyingStream } from '../util/verify-stream.js';
-import { type ManifestFormat, convertImageManifest, convertIndex, formatOf } from './convert.js';
+import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
 import type { BlobOutcome, CopyProgress } from './progress.js';
 
-export type { CopyProgress, BlobOutcome } from './progress.js';
 export type { ManifestFormat } from './convert.js';
+export type { BlobOutcome, CopyProgress } from './progress.js';
 
 export interface CopyOptions {
   /** Copy every image of an index (default: only the image for `platform`, or the host's platform). */
@@ -260,6 +260,12 @@ class CopyRun {
     for (const digest of digests) {
       const attachments = await this.source.listAttachments(digest);
       if (attachments.length === 0) continue;
+      if (this.destination.acceptsAttachments === false) {
+        this.logger.warn(
+          `${attachments.length} signature(s)/attestation(s) of ${digest} not copied: ${this.destination.name} cannot hold them`,
+        );
+        continue;
+      }
       if (this.digestsChanged) {
         throw new GantryError(
           'INVALID_ARGUMENT',
@@ -275,7 +281,11 @@ class CopyRun {
           );
           continue;
         }
-        await this.copyImageManifest(raw, { primary: false, tag: attachment.tag, format: formatOf(raw.mediaType) });
+        await this.copyImageManifest(raw, {
+          primary: false,
+          tag: attachment.tag,
+          format: formatOf(raw.mediaType),
+        });
         this.attachments++;
       }
     }

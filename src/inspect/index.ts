@@ -6,13 +6,13 @@
 import { pipeline } from 'node:stream';
 import { GantryError } from '../errors/index.js';
 import {
-  type ImageManifest,
-  type Platform,
-  type RawManifest,
   hostPlatform,
+  type ImageManifest,
   isIndex,
+  type Platform,
   parseManifest,
   platformMatches,
+  type RawManifest,
 } from '../oci/index.js';
 import type { ImageSource } from '../transports/types.js';
 import { VerifyingStream } from '../util/verify-stream.js';
@@ -39,7 +39,12 @@ export interface InspectOutput {
   Os: string;
   Variant?: string;
   Layers: string[];
-  LayersData: { MIMEType: string; Digest: string; Size: number; Annotations: Record<string, string> | null }[];
+  LayersData: {
+    MIMEType: string;
+    Digest: string;
+    Size: number;
+    Annotations: Record<string, string> | null;
+  }[];
   Env: string[] | null;
 }
 
@@ -56,25 +61,38 @@ export async function resolveImage(
   if (!isIndex(parsed.manifest)) return { top, image: top, manifest: parsed.manifest };
   const child = parsed.manifest.manifests.find((d) => platformMatches(platform, d.platform));
   if (!child) {
-    throw new GantryError('NO_MATCHING_PLATFORM', 'no image for this platform in the index; use --raw or --platform', {
-      subject: source.name,
-    });
+    throw new GantryError(
+      'NO_MATCHING_PLATFORM',
+      'no image for this platform in the index; use --raw or --platform',
+      {
+        subject: source.name,
+      },
+    );
   }
   const image = await source.getManifest(child.digest);
   const { manifest } = parseManifest(image.bytes, image.mediaType, source.name);
   if (isIndex(manifest)) {
-    throw new GantryError('MANIFEST_INVALID', 'index entry points at another index', { subject: source.name });
+    throw new GantryError('MANIFEST_INVALID', 'index entry points at another index', {
+      subject: source.name,
+    });
   }
   return { top, image, manifest };
 }
 
 /** Reads and verifies an image's config blob. */
-export async function readConfig(source: ImageSource, manifest: ImageManifest): Promise<{ bytes: Buffer; config: ImageConfig }> {
+export async function readConfig(
+  source: ImageSource,
+  manifest: ImageManifest,
+): Promise<{ bytes: Buffer; config: ImageConfig }> {
   const descriptor = manifest.config;
   if (descriptor.size > MAX_CONFIG_BYTES) {
-    throw new GantryError('MANIFEST_INVALID', `config blob is ${descriptor.size} bytes, larger than any real config`, {
-      subject: source.name,
-    });
+    throw new GantryError(
+      'MANIFEST_INVALID',
+      `config blob is ${descriptor.size} bytes, larger than any real config`,
+      {
+        subject: source.name,
+      },
+    );
   }
   const stream = pipeline(
     await source.getBlob(descriptor),
@@ -87,7 +105,10 @@ export async function readConfig(source: ImageSource, manifest: ImageManifest): 
   try {
     return { bytes, config: JSON.parse(bytes.toString('utf8')) as ImageConfig };
   } catch (cause) {
-    throw new GantryError('MANIFEST_INVALID', `config ${descriptor.digest} is not valid JSON`, { subject: source.name, cause });
+    throw new GantryError('MANIFEST_INVALID', `config ${descriptor.digest} is not valid JSON`, {
+      subject: source.name,
+      cause,
+    });
   }
 }
 

@@ -8,15 +8,15 @@ import { GantryError } from '../errors/index.js';
 import { readConfig } from '../inspect/index.js';
 import {
   type Descriptor,
-  type ImageIndex,
-  type ImageManifest,
-  MediaType,
-  type Platform,
-  type RawManifest,
   encodeManifest,
   formatPlatform,
+  type ImageIndex,
+  type ImageManifest,
   isIndex,
+  MediaType,
+  type Platform,
   parseManifest,
+  type RawManifest,
   sha256Digest,
 } from '../oci/index.js';
 import type { ImageDestination, ImageSource } from '../transports/types.js';
@@ -41,13 +41,19 @@ async function platformEntries(source: ImageSource): Promise<{ descriptor: Descr
   }
   const { config } = await readConfig(source, manifest as ImageManifest);
   if (!config.os || !config.architecture) {
-    throw new GantryError('MANIFEST_INVALID', 'image config lacks os/architecture, so it cannot join an index', {
-      subject: source.name,
-    });
+    throw new GantryError(
+      'MANIFEST_INVALID',
+      'image config lacks os/architecture, so it cannot join an index',
+      {
+        subject: source.name,
+      },
+    );
   }
   const platform: Platform = { os: config.os, architecture: config.architecture };
   if (config.variant) platform.variant = config.variant;
-  return [{ descriptor: { mediaType, digest: top.digest, size: top.bytes.length, platform }, copyAll: false }];
+  return [
+    { descriptor: { mediaType, digest: top.digest, size: top.bytes.length, platform }, copyAll: false },
+  ];
 }
 
 /** Builds the index bytes (pure): rejects two images for one platform, which no runtime could choose between. */
@@ -69,7 +75,10 @@ export function buildIndex(
   const index: ImageIndex = { schemaVersion: 2, mediaType, manifests: unique };
   if (options.annotations && Object.keys(options.annotations).length > 0) {
     if (options.format === 'v2s2') {
-      throw new GantryError('INVALID_ARGUMENT', 'Docker manifest lists cannot carry annotations; use --format oci');
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        'Docker manifest lists cannot carry annotations; use --format oci',
+      );
     }
     index.annotations = options.annotations;
   }
@@ -94,7 +103,10 @@ export async function createIndex(options: CreateIndexOptions): Promise<RawManif
   const format =
     options.format ?? (descriptors.every((d) => d.mediaType === MediaType.dockerManifest) ? 'v2s2' : 'oci');
   if (format === 'v2s2' && descriptors.some((d) => d.mediaType !== MediaType.dockerManifest)) {
-    throw new GantryError('INVALID_ARGUMENT', 'a Docker manifest list can only hold Docker v2s2 images; use --format oci');
+    throw new GantryError(
+      'INVALID_ARGUMENT',
+      'a Docker manifest list can only hold Docker v2s2 images; use --format oci',
+    );
   }
   const index = buildIndex(descriptors, { format, annotations: options.annotations });
   const destination = await options.openDestination();

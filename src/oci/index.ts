@@ -114,7 +114,11 @@ export function digestAlgorithm(digest: string): string {
  * Determines a manifest's media type from its bytes, falling back to the type a server or file reported.
  * Rejects Docker schema1 with a clear error: it is deprecated and cannot carry content-addressed configs.
  */
-export function parseManifest(bytes: Buffer, reportedType: string | undefined, subject: string): {
+export function parseManifest(
+  bytes: Buffer,
+  reportedType: string | undefined,
+  subject: string,
+): {
   manifest: Manifest;
   mediaType: string;
 } {
@@ -159,7 +163,9 @@ export function parseManifest(bytes: Buffer, reportedType: string | undefined, s
     }
     for (const d of obj.layers) validateDescriptor(d, subject);
   } else {
-    throw new GantryError('UNSUPPORTED_MEDIA_TYPE', `unsupported manifest media type ${mediaType}`, { subject });
+    throw new GantryError('UNSUPPORTED_MEDIA_TYPE', `unsupported manifest media type ${mediaType}`, {
+      subject,
+    });
   }
   return { manifest: obj as unknown as Manifest, mediaType };
 }
@@ -188,7 +194,10 @@ export function isIndex(m: Manifest): m is ImageIndex {
 export function parsePlatform(text: string): Platform {
   const parts = text.split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
-    throw new GantryError('INVALID_ARGUMENT', `platform must be os/arch[/variant], got ${JSON.stringify(text)}`);
+    throw new GantryError(
+      'INVALID_ARGUMENT',
+      `platform must be os/arch[/variant], got ${JSON.stringify(text)}`,
+    );
   }
   const [os, architecture, variant] = parts as [string, string, string | undefined];
   return variant ? { os, architecture, variant } : { os, architecture };
@@ -214,7 +223,13 @@ export function platformMatches(want: Platform, have: Platform | undefined): boo
 
 /** The platform of the machine gantry runs on, in OCI terms. */
 export function hostPlatform(): Platform {
-  const archMap: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
+  const archMap: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+  };
   return { os: 'linux', architecture: archMap[process.arch] ?? process.arch };
 }
 

@@ -19,7 +19,8 @@ const DOCKER_HUB_API = 'registry-1.docker.io';
 
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$/;
+const HOST_RE =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$/;
 
 export function parseImageReference(input: string): ImageReference {
   const fail = (why: string): never => {
@@ -60,7 +61,9 @@ export function parseImageReference(input: string): ImageReference {
   if (repository === '' || repository.length > 255) fail('empty or too long repository');
   for (const component of repository.split('/')) {
     if (!PATH_COMPONENT_RE.test(component)) {
-      fail(`repository component ${JSON.stringify(component)} must be lowercase letters, digits and separators`);
+      fail(
+        `repository component ${JSON.stringify(component)} must be lowercase letters, digits and separators`,
+      );
     }
   }
   const ref: ImageReference = { registry, repository };

@@ -3,11 +3,12 @@
  * `gantry-bundle.json`, the list of what it holds with digests. `verifyBundle` re-hashes every manifest and blob
  * an image needs before anything is pushed from the bundle, so a damaged transfer is caught before it is tagged.
  */
+
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
-import { GantryError, asGantryError } from '../errors/index.js';
+import { asGantryError, GantryError } from '../errors/index.js';
 import { digestAlgorithm, digestHex, isIndex, parseManifest } from '../oci/index.js';
 
 export const BUNDLE_INDEX = 'gantry-bundle.json';
@@ -34,8 +35,14 @@ export async function readBundleIndex(dir: string, options: { mustExist: boolean
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !options.mustExist) return { version: 1, images: [] };
-    throw asGantryError(err, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'NOT_FOUND' : 'IO', 'cannot read bundle index', file);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !options.mustExist)
+      return { version: 1, images: [] };
+    throw asGantryError(
+      err,
+      (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'NOT_FOUND' : 'IO',
+      'cannot read bundle index',
+      file,
+    );
   }
   let value: BundleIndex;
   try {
@@ -44,7 +51,9 @@ export async function readBundleIndex(dir: string, options: { mustExist: boolean
     throw new GantryError('MANIFEST_INVALID', 'bundle index is not valid JSON', { subject: file, cause });
   }
   if (value.version !== 1 || !Array.isArray(value.images)) {
-    throw new GantryError('MANIFEST_INVALID', 'bundle index has an unknown format (expected version 1)', { subject: file });
+    throw new GantryError('MANIFEST_INVALID', 'bundle index has an unknown format (expected version 1)', {
+      subject: file,
+    });
   }
   return value;
 }
@@ -72,7 +81,11 @@ async function hashFile(path: string, algorithm: string): Promise<{ digest: stri
  * Verifies one image of the bundle: its manifest (and children, for an index) and every blob they reference
  * hash to their digests and have their sizes. `verified` carries digests already checked across images.
  */
-export async function verifyBundleImage(dir: string, entry: BundleEntry, verified: Set<string>): Promise<void> {
+export async function verifyBundleImage(
+  dir: string,
+  entry: BundleEntry,
+  verified: Set<string>,
+): Promise<void> {
   const subject = `${dir} (${bundleRefName(entry)})`;
   const check = async (descriptor: { digest: string; size?: number }): Promise<void> => {
     if (verified.has(descriptor.digest)) return;
@@ -84,14 +97,22 @@ export async function verifyBundleImage(dir: string, entry: BundleEntry, verifie
       throw asGantryError(err, 'NOT_FOUND', `bundle lacks blob ${descriptor.digest}`, subject);
     }
     if (actual.digest !== descriptor.digest) {
-      throw new GantryError('DIGEST_MISMATCH', `blob ${descriptor.digest} is damaged: it hashes to ${actual.digest}`, {
-        subject,
-      });
+      throw new GantryError(
+        'DIGEST_MISMATCH',
+        `blob ${descriptor.digest} is damaged: it hashes to ${actual.digest}`,
+        {
+          subject,
+        },
+      );
     }
     if (descriptor.size !== undefined && actual.size !== descriptor.size) {
-      throw new GantryError('SIZE_MISMATCH', `blob ${descriptor.digest} is ${actual.size} bytes, expected ${descriptor.size}`, {
-        subject,
-      });
+      throw new GantryError(
+        'SIZE_MISMATCH',
+        `blob ${descriptor.digest} is ${actual.size} bytes, expected ${descriptor.size}`,
+        {
+          subject,
+        },
+      );
     }
     verified.add(descriptor.digest);
   };

@@ -52,16 +52,28 @@ export function parseSyncYaml(text: string, file: string): SyncSourceRepo[] {
   try {
     doc = parseYaml(text);
   } catch (cause) {
-    throw new GantryError('INVALID_ARGUMENT', `not valid YAML: ${(cause as Error).message}`, { subject: file, cause });
+    throw new GantryError('INVALID_ARGUMENT', `not valid YAML: ${(cause as Error).message}`, {
+      subject: file,
+      cause,
+    });
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail(file, 'expected a map of registries');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    fail(file, 'expected a map of registries');
   const repos: SyncSourceRepo[] = [];
   for (const [registry, raw] of Object.entries(doc as Record<string, unknown>)) {
     if (typeof raw !== 'object' || raw === null) fail(file, `registry ${registry}: expected a map`);
     const entry = raw as Record<string, unknown>;
-    const known = ['images', 'images-by-tag-regex', 'images-by-semver', 'tls-verify', 'cert-dir', 'credentials'];
+    const known = [
+      'images',
+      'images-by-tag-regex',
+      'images-by-semver',
+      'tls-verify',
+      'cert-dir',
+      'credentials',
+    ];
     for (const key of Object.keys(entry)) {
-      if (!known.includes(key)) fail(file, `registry ${registry}: unknown key "${key}" (known: ${known.join(', ')})`);
+      if (!known.includes(key))
+        fail(file, `registry ${registry}: unknown key "${key}" (known: ${known.join(', ')})`);
     }
     const common: Omit<SyncSourceRepo, 'repository' | 'selector'> = { registry };
     if (entry['tls-verify'] !== undefined) common.tlsVerify = entry['tls-verify'] !== false;
@@ -80,22 +92,32 @@ export function parseSyncYaml(text: string, file: string): SyncSourceRepo[] {
     };
     for (const [repository, tags] of Object.entries((entry.images ?? {}) as Record<string, unknown>)) {
       if (tags === null || (Array.isArray(tags) && tags.length === 0)) add(repository, { kind: 'all' });
-      else if (Array.isArray(tags) && tags.every((t) => typeof t === 'string')) add(repository, { kind: 'list', tags });
+      else if (Array.isArray(tags) && tags.every((t) => typeof t === 'string'))
+        add(repository, { kind: 'list', tags });
       else fail(file, `images.${repository}: expected a list of tags`);
     }
-    for (const [repository, pattern] of Object.entries((entry['images-by-tag-regex'] ?? {}) as Record<string, unknown>)) {
-      if (typeof pattern !== 'string') fail(file, `images-by-tag-regex.${repository}: expected a regex string`);
+    for (const [repository, pattern] of Object.entries(
+      (entry['images-by-tag-regex'] ?? {}) as Record<string, unknown>,
+    )) {
+      if (typeof pattern !== 'string')
+        fail(file, `images-by-tag-regex.${repository}: expected a regex string`);
       let compiled: RegExp;
       try {
         compiled = new RegExp(pattern);
       } catch (cause) {
-        throw new GantryError('INVALID_ARGUMENT', `images-by-tag-regex.${repository}: ${(cause as Error).message}`, {
-          subject: file,
-        });
+        throw new GantryError(
+          'INVALID_ARGUMENT',
+          `images-by-tag-regex.${repository}: ${(cause as Error).message}`,
+          {
+            subject: file,
+          },
+        );
       }
       add(repository, { kind: 'regex', pattern: compiled });
     }
-    for (const [repository, range] of Object.entries((entry['images-by-semver'] ?? {}) as Record<string, unknown>)) {
+    for (const [repository, range] of Object.entries(
+      (entry['images-by-semver'] ?? {}) as Record<string, unknown>,
+    )) {
       if (typeof range !== 'string' || semver.validRange(range) === null) {
         fail(file, `images-by-semver.${repository}: ${JSON.stringify(range)} is not a semver range`);
       }
@@ -120,7 +142,10 @@ export function parseShard(text: string): { index: number; count: number } {
   const index = m ? Number(m[1]) : Number.NaN;
   const count = m ? Number(m[2]) : Number.NaN;
   if (!m || count < 1 || index < 1 || index > count) {
-    throw new GantryError('INVALID_ARGUMENT', `--shard must be i/n with 1 <= i <= n, got ${JSON.stringify(text)}`);
+    throw new GantryError(
+      'INVALID_ARGUMENT',
+      `--shard must be i/n with 1 <= i <= n, got ${JSON.stringify(text)}`,
+    );
   }
   return { index: index - 1, count };
 }

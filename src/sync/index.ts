@@ -7,8 +7,8 @@
 import pLimit from 'p-limit';
 import { type CopyProgress, type CopyResult, copyImage } from '../copy/index.js';
 import { GantryError, isGantryError } from '../errors/index.js';
-import { type Platform, hostPlatform, isIndex, parseManifest, platformMatches } from '../oci/index.js';
-import { type ImageReference, formatImageReference } from '../reference/index.js';
+import { hostPlatform, isIndex, type Platform, parseManifest, platformMatches } from '../oci/index.js';
+import { formatImageReference, type ImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { openRegistryDestination, openRegistrySource } from '../transports/docker.js';
 import { openOciLayoutDestination, openOciLayoutSource } from '../transports/oci-layout.js';
@@ -23,7 +23,7 @@ import {
 } from './bundle.js';
 import { type SyncSourceRepo, selectTags, shardOf } from './config.js';
 
-export { parseSyncYaml, parseShard, type SyncSourceRepo, type TagSelector } from './config.js';
+export { parseShard, parseSyncYaml, type SyncSourceRepo, type TagSelector } from './config.js';
 
 export type SyncSource =
   | { kind: 'registry'; repos: SyncSourceRepo[]; clientFor: (repo: SyncSourceRepo) => RegistryClient }
@@ -88,9 +88,9 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
   const planned = await planImages(options);
   const wanted = new Map<string, Set<string>>();
   for (const image of planned) {
-    let tags = wanted.get(image.destRepository);
-    if (!tags) wanted.set(image.destRepository, (tags = new Set()));
+    const tags = wanted.get(image.destRepository) ?? new Set<string>();
     tags.add(image.tag);
+    wanted.set(image.destRepository, tags);
   }
   const mine = options.shard
     ? planned.filter((image) => shardOf(image.key, options.shard!.count) === options.shard!.index)
@@ -115,7 +115,12 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
       const expected = await image.expectedDigest();
       const current = await currentDigest(destination, image, bundleImages?.images);
       if (current === expected) {
-        items.push({ source: image.sourceName, destination: destName, action: 'up-to-date', digest: expected });
+        items.push({
+          source: image.sourceName,
+          destination: destName,
+          action: 'up-to-date',
+          digest: expected,
+        });
         logger.info(`up to date: ${destName} (${expected})`);
         return;
       }
@@ -149,7 +154,8 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
     }
   };
   await Promise.all(mine.map((image) => limit(() => runOne(image))));
-  if (bundleImages && !options.dryRun) await writeBundleIndex((destination as { dir: string }).dir, bundleImages.images);
+  if (bundleImages && !options.dryRun)
+    await writeBundleIndex((destination as { dir: string }).dir, bundleImages.images);
 
   if (options.deleteExtraneous && !stop) {
     items.push(...(await deleteExtraneous(destination, wanted, bundleImages?.images, options, logger)));
@@ -174,9 +180,14 @@ function destinationName(destination: SyncDestination, repository: string, tag: 
     : `${destination.dir}:${repository}:${tag}`;
 }
 
-function destinationRepository(options: SyncOptions, sourceRegistry: string | undefined, repository: string): string {
+function destinationRepository(
+  options: SyncOptions,
+  sourceRegistry: string | undefined,
+  repository: string,
+): string {
   const parts: string[] = [];
-  if (options.destination.kind === 'registry' && options.destination.prefix) parts.push(options.destination.prefix);
+  if (options.destination.kind === 'registry' && options.destination.prefix)
+    parts.push(options.destination.prefix);
   if (options.scoped && sourceRegistry) parts.push(sourceRegistry.replace(/:/g, '-'));
   parts.push(repository);
   return parts.join('/');
@@ -224,10 +235,17 @@ async function planImages(options: SyncOptions): Promise<PlannedImage[]> {
 }
 
 /** The digest a copy would write: the source's own, or the chosen platform's image when not copying --all. */
-async function expectedRegistryDigest(client: RegistryClient, ref: ImageReference, options: SyncOptions): Promise<string> {
+async function expectedRegistryDigest(
+  client: RegistryClient,
+  ref: ImageReference,
+  options: SyncOptions,
+): Promise<string> {
   const head = await client.headManifest(ref, ref.tag ?? 'latest');
   if (!head) throw new GantryError('NOT_FOUND', 'no such image', { subject: formatImageReference(ref) });
-  if (options.all || (head.mediaType && !head.mediaType.includes('index') && !head.mediaType.includes('list'))) {
+  if (
+    options.all ||
+    (head.mediaType && !head.mediaType.includes('index') && !head.mediaType.includes('list'))
+  ) {
     return head.digest;
   }
   const raw = await client.getManifest(ref, head.digest);
@@ -235,7 +253,10 @@ async function expectedRegistryDigest(client: RegistryClient, ref: ImageReferenc
   if (!isIndex(manifest)) return raw.digest;
   const want = options.platform ?? hostPlatform();
   const child = manifest.manifests.find((d) => platformMatches(want, d.platform));
-  if (!child) throw new GantryError('NO_MATCHING_PLATFORM', 'no image for the platform', { subject: formatImageReference(ref) });
+  if (!child)
+    throw new GantryError('NO_MATCHING_PLATFORM', 'no image for the platform', {
+      subject: formatImageReference(ref),
+    });
   return child.digest;
 }
 
@@ -254,7 +275,11 @@ async function currentDigest(
   return head?.digest;
 }
 
-async function copyOne(image: PlannedImage, destination: SyncDestination, options: SyncOptions): Promise<CopyResult> {
+async function copyOne(
+  image: PlannedImage,
+  destination: SyncDestination,
+  options: SyncOptions,
+): Promise<CopyResult> {
   const source = await image.openSource();
   try {
     let target: ImageDestination;
@@ -266,7 +291,11 @@ async function copyOne(image: PlannedImage, destination: SyncDestination, option
       });
     } else {
       const ref = bundleRefName({ repository: image.destRepository, tag: image.tag });
-      target = await openOciLayoutDestination({ dir: destination.dir, ref, name: `oci:${destination.dir}:${ref}` });
+      target = await openOciLayoutDestination({
+        dir: destination.dir,
+        ref,
+        name: `oci:${destination.dir}:${ref}`,
+      });
     }
     return await copyImage(source, target, {
       all: options.all,
@@ -298,7 +327,12 @@ async function deleteExtraneous(
     for (const entry of [...images]) {
       const tags = wanted.get(entry.repository);
       if (!tags || tags.has(entry.tag)) continue;
-      items.push({ source: '', destination: `${destination.dir}:${bundleRefName(entry)}`, action: 'delete', digest: entry.digest });
+      items.push({
+        source: '',
+        destination: `${destination.dir}:${bundleRefName(entry)}`,
+        action: 'delete',
+        digest: entry.digest,
+      });
       if (!options.dryRun) images.splice(images.indexOf(entry), 1);
     }
     return items;
@@ -321,7 +355,9 @@ async function deleteExtraneous(
     for (const { tag, digest } of extraneous) {
       const name = `${destination.registry}/${repository}:${tag}`;
       if (keepDigests.has(digest)) {
-        logger.warn(`kept ${name}: it shares manifest ${digest} with a synced tag, and registries delete manifests`);
+        logger.warn(
+          `kept ${name}: it shares manifest ${digest} with a synced tag, and registries delete manifests`,
+        );
         continue;
       }
       items.push({ source: '', destination: name, action: 'delete', digest });

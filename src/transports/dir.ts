@@ -100,6 +100,8 @@ export async function openDirSource(opts: { dir: string; name: string }): Promis
 
 class DirDestination implements ImageDestination {
   readonly supportedManifestTypes: readonly string[] = ACCEPTED_MANIFEST_TYPES;
+  /** dir: holds one image; cosign tags and referrers have no place in its format. */
+  readonly acceptsAttachments = false;
   private readonly temps = new Set<string>();
   private hasPrimary = false;
   private finished = false;

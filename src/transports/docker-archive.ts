@@ -378,6 +378,8 @@ interface WrittenLayer {
 
 class DockerArchiveDestination implements ImageDestination {
   readonly supportedManifestTypes: readonly string[] = [MediaType.dockerManifest];
+  /** docker save archives have no place for signatures or referrers. */
+  readonly acceptsAttachments = false;
   private readonly temps = new Set<string>();
   private readonly configs = new Map<string, string>();
   private readonly layers = new Map<string, WrittenLayer>();

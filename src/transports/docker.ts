@@ -56,7 +56,10 @@ class RegistrySource implements ImageSource {
       if (!tags.has(tag)) continue;
       const head = await this.client.headManifest(this.registryLocation, tag);
       if (head) {
-        attachments.push({ tag, descriptor: { mediaType: head.mediaType, digest: head.digest, size: head.size } });
+        attachments.push({
+          tag,
+          descriptor: { mediaType: head.mediaType, digest: head.digest, size: head.size },
+        });
       }
     }
     for (const descriptor of await this.client.listReferrers(this.registryLocation, digest)) {

@@ -7,8 +7,8 @@ import { GantryError } from '../errors/index.js';
 import { type ImageReference, parseImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { openDirDestination, openDirSource } from './dir.js';
-import { openDockerArchiveDestination, openDockerArchiveSource } from './docker-archive.js';
 import { openRegistryDestination, openRegistrySource } from './docker.js';
+import { openDockerArchiveDestination, openDockerArchiveSource } from './docker-archive.js';
 import { openOciArchiveDestination, openOciArchiveSource } from './oci-archive.js';
 import { openOciLayoutDestination, openOciLayoutSource } from './oci-layout.js';
 import type { ImageDestination, ImageSource } from './types.js';
@@ -29,7 +29,8 @@ export function parseTransportReference(text: string): TransportReference {
   const prefix = colon > 0 ? text.slice(0, colon) : '';
   const rest = text.slice(colon + 1);
   if (prefix === 'dir') {
-    if (rest === '') throw new GantryError('INVALID_REFERENCE', 'dir: needs a directory path', { subject: text });
+    if (rest === '')
+      throw new GantryError('INVALID_REFERENCE', 'dir: needs a directory path', { subject: text });
     return { transport: 'dir', path: rest, text };
   }
   if ((FILE_TRANSPORTS as readonly string[]).includes(prefix)) {
@@ -38,7 +39,8 @@ export function parseTransportReference(text: string): TransportReference {
     const path = sep >= 0 ? rest.slice(0, sep) : rest;
     const ref = sep >= 0 ? rest.slice(sep + 1) : undefined;
     if (path === '') throw new GantryError('INVALID_REFERENCE', `${prefix}: needs a path`, { subject: text });
-    if (ref === '') throw new GantryError('INVALID_REFERENCE', 'empty image name after the path', { subject: text });
+    if (ref === '')
+      throw new GantryError('INVALID_REFERENCE', 'empty image name after the path', { subject: text });
     const transport = prefix as (typeof FILE_TRANSPORTS)[number];
     return ref === undefined ? { transport, path, text } : { transport, path, ref, text };
   }
@@ -72,7 +74,10 @@ export async function openSource(ref: TransportReference, context: TransportCont
   }
 }
 
-export async function openDestination(ref: TransportReference, context: TransportContext): Promise<ImageDestination> {
+export async function openDestination(
+  ref: TransportReference,
+  context: TransportContext,
+): Promise<ImageDestination> {
   switch (ref.transport) {
     case 'docker':
       return openRegistryDestination(context.registry, ref.image);

@@ -73,6 +73,11 @@ export interface ImageDestination {
   readonly name: string;
   /** Manifest media types this destination can store. */
   readonly supportedManifestTypes: readonly string[];
+  /**
+   * False for formats that cannot hold signatures, attestations or referrers (docker-archive, dir): the engine
+   * then leaves them out and says so. Absent means true.
+   */
+  readonly acceptsAttachments?: boolean;
   /** Whether a blob is already present (after a successful mount, too). MUST NOT throw for "absent". */
   hasBlob(descriptor: Descriptor, options?: HasBlobOptions): Promise<boolean>;
   /** Stores one blob from a verified stream; see the contract above. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureImage, makeImageLayout, skopeo } from '../harness/fixtures.js';
-import { type TestRegistry, startRegistry } from '../harness/registry.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { gantry, gantryOk } from '../support/cli.js';
 
 let work: string;
@@ -31,7 +31,16 @@ describe.each(['htpasswd', 'token'] as const)('%s auth', (auth) => {
     const creds = `${registry.username}:${registry.password}`;
     const ref = `docker://${registry.host}/team/app:v1`;
     await gantryOk(['copy', '--dest-creds', creds, `oci:${image.layoutDir}:v1`, ref]);
-    const copied = await gantryOk(['copy', '--json', '--src-creds', creds, '--dest-creds', creds, ref, `docker://${registry.host}/team/copy:v1`]);
+    const copied = await gantryOk([
+      'copy',
+      '--json',
+      '--src-creds',
+      creds,
+      '--dest-creds',
+      creds,
+      ref,
+      `docker://${registry.host}/team/copy:v1`,
+    ]);
     expect((JSON.parse(copied.stdout) as { digest: string }).digest).toBe(image.digest);
     const { stdout } = await skopeo(['inspect', '--tls-verify=false', '--creds', creds, ref]);
     expect((JSON.parse(stdout) as { Digest: string }).Digest).toBe(image.digest);
@@ -53,11 +62,18 @@ describe.each(['htpasswd', 'token'] as const)('%s auth', (auth) => {
 
   it('login stores credentials that copy and skopeo use; logout removes them', async () => {
     const authfile = join(work, `${auth}-auth.json`);
-    await gantryOk(['login', '--authfile', authfile, '-u', registry.username!, '--password-stdin', registry.host], {
-      input: `${registry.password}\n`,
-    });
-    const stored = JSON.parse(await readFile(authfile, 'utf8')) as { auths: Record<string, { auth: string }> };
-    expect(Buffer.from(stored.auths[registry.host]!.auth, 'base64').toString()).toBe(`${registry.username}:${registry.password}`);
+    await gantryOk(
+      ['login', '--authfile', authfile, '-u', registry.username!, '--password-stdin', registry.host],
+      {
+        input: `${registry.password}\n`,
+      },
+    );
+    const stored = JSON.parse(await readFile(authfile, 'utf8')) as {
+      auths: Record<string, { auth: string }>;
+    };
+    expect(Buffer.from(stored.auths[registry.host]!.auth, 'base64').toString()).toBe(
+      `${registry.username}:${registry.password}`,
+    );
     const ref = `docker://${registry.host}/team/login:v1`;
     await gantryOk(['copy', '--authfile', authfile, `oci:${image.layoutDir}:v1`, ref]);
     await skopeo(['inspect', '--tls-verify=false', '--authfile', authfile, ref]);
@@ -69,7 +85,16 @@ describe.each(['htpasswd', 'token'] as const)('%s auth', (auth) => {
 
   it('login with a wrong password fails and stores nothing', async () => {
     const authfile = join(work, `${auth}-bad.json`);
-    const result = await gantry(['login', '--authfile', authfile, '-u', registry.username!, '-p', 'nope', registry.host]);
+    const result = await gantry([
+      'login',
+      '--authfile',
+      authfile,
+      '-u',
+      registry.username!,
+      '-p',
+      'nope',
+      registry.host,
+    ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(registry.host);
     await expect(readFile(authfile)).rejects.toThrow();
@@ -90,7 +115,13 @@ describe('TLS with a generated CA', () => {
     const refused = await gantry(['copy', `oci:${image.layoutDir}:v1`, ref]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(registry.host);
-    await gantryOk(['copy', '--dest-cert-dir', join(registry.certDir!, registry.host), `oci:${image.layoutDir}:v1`, ref]);
+    await gantryOk([
+      'copy',
+      '--dest-cert-dir',
+      join(registry.certDir!, registry.host),
+      `oci:${image.layoutDir}:v1`,
+      ref,
+    ]);
     const { stdout } = await skopeo(['inspect', '--cert-dir', join(registry.certDir!, registry.host), ref]);
     expect((JSON.parse(stdout) as { Digest: string }).Digest).toBe(image.digest);
     // --tls-verify=false still speaks TLS but accepts the unknown CA.

@@ -2,14 +2,14 @@
  * `gantry sync` end to end against real registries: incremental re-runs, YAML selection (lists, regex, semver),
  * --delete-extraneous, --dry-run, --shard, --keep-going, and the air-gap bundle round trip with verification.
  */
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isGantryError } from '../../src/errors/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { makeImageLayout, pushFixture } from '../harness/fixtures.js';
-import { type TestRegistry, startRegistry } from '../harness/registry.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { gantry, gantryOk } from '../support/cli.js';
 
 interface Report {
@@ -44,7 +44,13 @@ beforeAll(async () => {
   [src, dst] = await Promise.all([startRegistry(), startRegistry()]);
   work = await mkdtemp(join(tmpdir(), 'gantry-sync-'));
   for (const [i, tag] of TAGS.entries()) {
-    const image = await makeImageLayout({ dir: join(work, `img-${i}`), tag, layers: 2, layerSize: 16 * 1024, seed: i + 1 });
+    const image = await makeImageLayout({
+      dir: join(work, `img-${i}`),
+      tag,
+      layers: 2,
+      layerSize: 16 * 1024,
+      seed: i + 1,
+    });
     await pushFixture(image, src, `lib/app:${tag}`);
   }
 });
@@ -63,7 +69,13 @@ describe('registry to registry', () => {
     expect(second.copied).toBe(0);
     expect(second.upToDate).toBe(TAGS.length);
 
-    const changed = await makeImageLayout({ dir: join(work, 'changed'), tag: 'edge', layers: 1, layerSize: 1024, seed: 77 });
+    const changed = await makeImageLayout({
+      dir: join(work, 'changed'),
+      tag: 'edge',
+      layers: 1,
+      layerSize: 1024,
+      seed: 77,
+    });
     await pushFixture(changed, src, 'lib/app:edge');
     const third = await syncJson([`docker://${src.host}/lib/app`, `docker://${dst.host}/mirror`]);
     expect(third.copied).toBe(1);
@@ -101,8 +113,20 @@ describe('registry to registry', () => {
   });
 
   it('splits the work into disjoint shards that together cover everything', async () => {
-    const one = await syncJson(['--dry-run', '--shard', '1/2', `docker://${src.host}/lib/app`, `docker://${dst.host}/shard`]);
-    const two = await syncJson(['--dry-run', '--shard', '2/2', `docker://${src.host}/lib/app`, `docker://${dst.host}/shard`]);
+    const one = await syncJson([
+      '--dry-run',
+      '--shard',
+      '1/2',
+      `docker://${src.host}/lib/app`,
+      `docker://${dst.host}/shard`,
+    ]);
+    const two = await syncJson([
+      '--dry-run',
+      '--shard',
+      '2/2',
+      `docker://${src.host}/lib/app`,
+      `docker://${dst.host}/shard`,
+    ]);
     const a = one.items.map((i) => i.source);
     const b = two.items.map((i) => i.source);
     expect(a.filter((x) => b.includes(x))).toEqual([]);
@@ -115,7 +139,11 @@ describe('registry to registry', () => {
     await syncJson([`docker://${src.host}/lib/app`, `docker://${dst.host}/extra`]);
     const head = await client.headManifest({ registry: src.host, repository: 'lib/app' }, '1.0.0');
     await client.deleteManifest({ registry: src.host, repository: 'lib/app' }, head!.digest);
-    const report = await syncJson(['--delete-extraneous', `docker://${src.host}/lib/app`, `docker://${dst.host}/extra`]);
+    const report = await syncJson([
+      '--delete-extraneous',
+      `docker://${src.host}/lib/app`,
+      `docker://${dst.host}/extra`,
+    ]);
     expect(report.deleted).toBe(1);
     expect(await tagsOf(dst, 'extra/lib/app')).not.toContain('1.0.0');
   });
@@ -133,7 +161,10 @@ describe('air-gap bundle', () => {
     const back = await syncJson(['--src', 'bundle', bundle, `docker://${dst.host}/airgap`]);
     expect(back.failed).toBe(0);
     for (const entry of index.images) {
-      const head = await client.headManifest({ registry: dst.host, repository: `airgap/${entry.repository}` }, entry.tag);
+      const head = await client.headManifest(
+        { registry: dst.host, repository: `airgap/${entry.repository}` },
+        entry.tag,
+      );
       expect(head?.digest).toBe(entry.digest);
     }
     // A re-run of the bundle into the registry moves nothing.

@@ -13,7 +13,10 @@ export interface CliResult {
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gantry.js');
 
-export function gantry(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function gantry(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, CI: 'true', ...options.env },

@@ -11,10 +11,26 @@ import { commonFlags, parseCount, registryClientFromFlags, registryFlags } from 
 
 const flags = {
   all: { type: 'boolean', short: 'a', description: 'copy every image of a multi-platform index' },
-  platform: { type: 'string', valueName: 'OS/ARCH[/VARIANT]', description: 'copy only this platform of an index' },
-  format: { type: 'string', short: 'f', valueName: 'oci|v2s2', description: 'convert manifests (digests change)' },
-  'remove-signatures': { type: 'boolean', description: 'do not copy signatures, attestations, SBOMs, referrers' },
-  digestfile: { type: 'string', valueName: 'FILE', description: 'write the digest of the copied manifest here' },
+  platform: {
+    type: 'string',
+    valueName: 'OS/ARCH[/VARIANT]',
+    description: 'copy only this platform of an index',
+  },
+  format: {
+    type: 'string',
+    short: 'f',
+    valueName: 'oci|v2s2',
+    description: 'convert manifests (digests change)',
+  },
+  'remove-signatures': {
+    type: 'boolean',
+    description: 'do not copy signatures, attestations, SBOMs, referrers',
+  },
+  digestfile: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'write the digest of the copied manifest here',
+  },
   jobs: { type: 'string', short: 'j', valueName: 'N', description: 'parallel blob transfers (default 6)' },
   ...registryFlags('src-'),
   ...registryFlags('dest-'),
@@ -23,24 +39,34 @@ const flags = {
 
 export const command: Command = {
   summary: 'copy an image between registries, OCI layouts, archives and directories',
-  usage: 'copy [flags] SRC DST   (SRC/DST: docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], dir:DIR)',
+  usage:
+    'copy [flags] SRC DST   (SRC/DST: docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], dir:DIR)',
   flags,
   async run(argv) {
     const { flags: f, positionals } = parseArgs(argv, flags);
     if (positionals.length !== 2) {
-      throw new GantryError('INVALID_ARGUMENT', `copy needs exactly SRC and DST, got ${positionals.length} argument(s)`);
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `copy needs exactly SRC and DST, got ${positionals.length} argument(s)`,
+      );
     }
     const format = f.format;
     if (format !== undefined && format !== 'oci' && format !== 'v2s2') {
-      throw new GantryError('INVALID_ARGUMENT', `--format must be oci or v2s2, got ${JSON.stringify(format)}`);
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `--format must be oci or v2s2, got ${JSON.stringify(format)}`,
+      );
     }
-    if (f.all && f.platform) throw new GantryError('INVALID_ARGUMENT', '--all and --platform exclude each other');
+    if (f.all && f.platform)
+      throw new GantryError('INVALID_ARGUMENT', '--all and --platform exclude each other');
     const srcRef = parseTransportReference(positionals[0] as string);
     const destRef = parseTransportReference(positionals[1] as string);
     const out = createOutput({ quiet: f.quiet, json: f.json });
     const source = await openSource(srcRef, { registry: registryClientFromFlags(f, 'src-', out.logger) });
     try {
-      const destination = await openDestination(destRef, { registry: registryClientFromFlags(f, 'dest-', out.logger) });
+      const destination = await openDestination(destRef, {
+        registry: registryClientFromFlags(f, 'dest-', out.logger),
+      });
       const started = Date.now();
       const result = await copyImage(source, destination, {
         all: f.all,

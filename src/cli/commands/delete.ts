@@ -21,7 +21,9 @@ export const command: Command = {
     if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'delete needs exactly one image');
     const ref = parseTransportReference(positionals[0] as string);
     if (ref.transport !== 'docker') {
-      throw new GantryError('INVALID_ARGUMENT', 'delete works on registry images (docker://)', { subject: ref.text });
+      throw new GantryError('INVALID_ARGUMENT', 'delete works on registry images (docker://)', {
+        subject: ref.text,
+      });
     }
     const out = createOutput(f);
     const registry = registryClientFromFlags(f, '', out.logger);

@@ -1,7 +1,7 @@
 /** `gantry inspect IMAGE`: skopeo-compatible image description, or the raw manifest / config. */
 import { GantryError } from '../../errors/index.js';
-import { parsePlatform } from '../../oci/index.js';
 import { describeImage, readConfig, resolveImage } from '../../inspect/index.js';
+import { parsePlatform } from '../../oci/index.js';
 import { openSource, parseTransportReference } from '../../transports/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -12,7 +12,11 @@ const flags = {
   raw: { type: 'boolean', description: 'print the manifest (or index) bytes exactly as stored' },
   config: { type: 'boolean', description: 'print the image config (with --raw: its exact bytes)' },
   'no-tags': { type: 'boolean', short: 'n', description: 'do not list the repository tags' },
-  platform: { type: 'string', valueName: 'OS/ARCH[/VARIANT]', description: 'image to pick from an index (default: host)' },
+  platform: {
+    type: 'string',
+    valueName: 'OS/ARCH[/VARIANT]',
+    description: 'image to pick from an index (default: host)',
+  },
   ...registryFlags(''),
   ...commonFlags,
 } as const;
@@ -23,7 +27,8 @@ export const command: Command = {
   flags,
   async run(argv) {
     const { flags: f, positionals } = parseArgs(argv, flags);
-    if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'inspect needs exactly one IMAGE');
+    if (positionals.length !== 1)
+      throw new GantryError('INVALID_ARGUMENT', 'inspect needs exactly one IMAGE');
     const ref = parseTransportReference(positionals[0] as string);
     const out = createOutput({ quiet: f.quiet, json: true });
     const registry = registryClientFromFlags(f, '', out.logger);
@@ -33,7 +38,10 @@ export const command: Command = {
         process.stdout.write((await source.getManifest()).bytes);
         return 0;
       }
-      const { top, manifest } = await resolveImage(source, f.platform ? parsePlatform(f.platform) : undefined);
+      const { top, manifest } = await resolveImage(
+        source,
+        f.platform ? parsePlatform(f.platform) : undefined,
+      );
       const { bytes, config } = await readConfig(source, manifest);
       if (f.config) {
         process.stdout.write(f.raw ? bytes : `${JSON.stringify(config, null, 4)}\n`);

@@ -14,10 +14,13 @@ export const command: Command = {
   flags,
   async run(argv) {
     const { flags: f, positionals } = parseArgs(argv, flags);
-    if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'list-tags needs exactly one repository');
+    if (positionals.length !== 1)
+      throw new GantryError('INVALID_ARGUMENT', 'list-tags needs exactly one repository');
     const ref = parseTransportReference(positionals[0] as string);
     if (ref.transport !== 'docker') {
-      throw new GantryError('INVALID_ARGUMENT', 'list-tags works on registry repositories (docker://)', { subject: ref.text });
+      throw new GantryError('INVALID_ARGUMENT', 'list-tags works on registry repositories (docker://)', {
+        subject: ref.text,
+      });
     }
     const registry = registryClientFromFlags(f, '', createOutput(f).logger);
     const tags = await registry.listTags(ref.image);

@@ -13,7 +13,12 @@ import { commonFlags } from '../registry-flags.js';
 
 const loginFlags = {
   username: { type: 'string', short: 'u', valueName: 'USER', description: 'user name' },
-  password: { type: 'string', short: 'p', valueName: 'PASS', description: 'password (prefer --password-stdin)' },
+  password: {
+    type: 'string',
+    short: 'p',
+    valueName: 'PASS',
+    description: 'password (prefer --password-stdin)',
+  },
   'password-stdin': { type: 'boolean', description: 'read the password from stdin' },
   'tls-verify': { type: 'boolean', description: 'verify TLS certificates (default true)' },
   'cert-dir': { type: 'string', valueName: 'DIR', description: 'CA and client certificates' },
@@ -23,11 +28,14 @@ const loginFlags = {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 function registryArg(positionals: string[], verb: string): string {
-  if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', `${verb} needs exactly one REGISTRY`);
+  if (positionals.length !== 1)
+    throw new GantryError('INVALID_ARGUMENT', `${verb} needs exactly one REGISTRY`);
   return (positionals[0] as string).replace(/^docker:\/\//, '').replace(/\/+$/, '');
 }
 
@@ -61,7 +69,11 @@ export const login: Command = {
   },
 };
 
-const logoutFlags = { authfile: commonFlags.authfile, quiet: commonFlags.quiet, help: commonFlags.help } as const;
+const logoutFlags = {
+  authfile: commonFlags.authfile,
+  quiet: commonFlags.quiet,
+  help: commonFlags.help,
+} as const;
 
 export const logout: Command = {
   summary: 'remove stored credentials for a registry',

@@ -1,6 +1,6 @@
 /** `gantry manifest-digest FILE`: the digest of a manifest file, as skopeo computes it (sha256 of the bytes). */
 import { readFile } from 'node:fs/promises';
-import { GantryError, asGantryError } from '../../errors/index.js';
+import { asGantryError, GantryError } from '../../errors/index.js';
 import { parseManifest, sha256Digest } from '../../oci/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -13,7 +13,8 @@ export const command: Command = {
   flags,
   async run(argv) {
     const { positionals } = parseArgs(argv, flags);
-    if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'manifest-digest needs exactly one FILE');
+    if (positionals.length !== 1)
+      throw new GantryError('INVALID_ARGUMENT', 'manifest-digest needs exactly one FILE');
     const file = positionals[0] as string;
     const bytes = await readFile(file).catch((err: unknown) => {
       throw asGantryError(err, 'IO', 'cannot read manifest', file);

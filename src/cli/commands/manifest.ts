@@ -12,8 +12,18 @@ import { createOutput } from '../output.js';
 import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
-  format: { type: 'string', short: 'f', valueName: 'oci|v2s2', description: 'index format for create (default: oci, or v2s2 when every image is v2s2)' },
-  annotation: { type: 'string', multiple: true, valueName: 'KEY=VALUE', description: 'index annotation for create (repeatable)' },
+  format: {
+    type: 'string',
+    short: 'f',
+    valueName: 'oci|v2s2',
+    description: 'index format for create (default: oci, or v2s2 when every image is v2s2)',
+  },
+  annotation: {
+    type: 'string',
+    multiple: true,
+    valueName: 'KEY=VALUE',
+    description: 'index annotation for create (repeatable)',
+  },
   ...registryFlags(''),
   ...commonFlags,
 } as const;
@@ -22,7 +32,11 @@ function parseAnnotations(values: string[] | undefined): Record<string, string> 
   const out: Record<string, string> = {};
   for (const value of values ?? []) {
     const eq = value.indexOf('=');
-    if (eq <= 0) throw new GantryError('INVALID_ARGUMENT', `--annotation must be KEY=VALUE, got ${JSON.stringify(value)}`);
+    if (eq <= 0)
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `--annotation must be KEY=VALUE, got ${JSON.stringify(value)}`,
+      );
     out[value.slice(0, eq)] = value.slice(eq + 1);
   }
   return out;
@@ -38,13 +52,19 @@ export const command: Command = {
     const out = createOutput(f);
     const registry = registryClientFromFlags(f, '', out.logger);
     if (verb === 'create') {
-      if (args.length < 2) throw new GantryError('INVALID_ARGUMENT', 'manifest create needs TARGET and at least one SRC');
+      if (args.length < 2)
+        throw new GantryError('INVALID_ARGUMENT', 'manifest create needs TARGET and at least one SRC');
       const format = f.format;
       if (format !== undefined && format !== 'oci' && format !== 'v2s2') {
-        throw new GantryError('INVALID_ARGUMENT', `--format must be oci or v2s2, got ${JSON.stringify(format)}`);
+        throw new GantryError(
+          'INVALID_ARGUMENT',
+          `--format must be oci or v2s2, got ${JSON.stringify(format)}`,
+        );
       }
       const target = parseTransportReference(args[0] as string);
-      const sources = await Promise.all(args.slice(1).map((a) => openSource(parseTransportReference(a), { registry })));
+      const sources = await Promise.all(
+        args.slice(1).map((a) => openSource(parseTransportReference(a), { registry })),
+      );
       try {
         const index = await createIndex({
           sources,
@@ -60,7 +80,8 @@ export const command: Command = {
       return 0;
     }
     if (verb === 'inspect') {
-      if (args.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'manifest inspect needs exactly one IMAGE');
+      if (args.length !== 1)
+        throw new GantryError('INVALID_ARGUMENT', 'manifest inspect needs exactly one IMAGE');
       const source = await openSource(parseTransportReference(args[0] as string), { registry });
       try {
         const raw = await source.getManifest();
@@ -76,6 +97,9 @@ export const command: Command = {
       const { command: copy } = await import('./copy.js');
       return copy.run(['--all', ...argv.filter((a) => a !== 'push')]);
     }
-    throw new GantryError('INVALID_ARGUMENT', `manifest needs create, inspect or push, got ${JSON.stringify(verb ?? '')}`);
+    throw new GantryError(
+      'INVALID_ARGUMENT',
+      `manifest needs create, inspect or push, got ${JSON.stringify(verb ?? '')}`,
+    );
   },
 };

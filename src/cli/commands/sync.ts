@@ -4,29 +4,51 @@
  * (`--dest bundle`).
  */
 import { readFile } from 'node:fs/promises';
-import { GantryError, asGantryError } from '../../errors/index.js';
+import { asGantryError, GantryError } from '../../errors/index.js';
 import { parsePlatform } from '../../oci/index.js';
 import { parseImageReference } from '../../reference/index.js';
 import { createCredentialResolver } from '../../registry/credentials.js';
 import { RegistryClient } from '../../registry/index.js';
-import { type SyncSource, type SyncSourceRepo, parseShard, parseSyncYaml, sync } from '../../sync/index.js';
+import { parseShard, parseSyncYaml, type SyncSource, type SyncSourceRepo, sync } from '../../sync/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
 import { commonFlags, parseCount, registryClientFromFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
-  src: { type: 'string', short: 's', valueName: 'docker|yaml|bundle', description: 'kind of SRC (default docker)' },
-  dest: { type: 'string', short: 'd', valueName: 'docker|bundle', description: 'kind of DST (default docker)' },
+  src: {
+    type: 'string',
+    short: 's',
+    valueName: 'docker|yaml|bundle',
+    description: 'kind of SRC (default docker)',
+  },
+  dest: {
+    type: 'string',
+    short: 'd',
+    valueName: 'docker|bundle',
+    description: 'kind of DST (default docker)',
+  },
   all: { type: 'boolean', short: 'a', description: 'mirror every platform of multi-platform images' },
-  platform: { type: 'string', valueName: 'OS/ARCH[/VARIANT]', description: 'platform to mirror (default: host)' },
+  platform: {
+    type: 'string',
+    valueName: 'OS/ARCH[/VARIANT]',
+    description: 'platform to mirror (default: host)',
+  },
   scoped: { type: 'boolean', description: 'keep the source registry host in destination names' },
-  'remove-signatures': { type: 'boolean', description: 'do not copy signatures, attestations, SBOMs, referrers' },
+  'remove-signatures': {
+    type: 'boolean',
+    description: 'do not copy signatures, attestations, SBOMs, referrers',
+  },
   'delete-extraneous': { type: 'boolean', description: 'delete destination tags the source no longer has' },
   'keep-going': { type: 'boolean', description: 'continue after an image fails; exit non-zero at the end' },
   'dry-run': { type: 'boolean', description: 'show what would be copied or deleted, change nothing' },
   shard: { type: 'string', valueName: 'I/N', description: 'handle only shard I of N (for CI matrices)' },
-  jobs: { type: 'string', short: 'j', valueName: 'N', description: 'parallel blob transfers per image (default 6)' },
+  jobs: {
+    type: 'string',
+    short: 'j',
+    valueName: 'N',
+    description: 'parallel blob transfers per image (default 6)',
+  },
   'image-jobs': { type: 'string', valueName: 'N', description: 'images copied at once (default 3)' },
   ...registryFlags('src-'),
   ...registryFlags('dest-'),
@@ -63,7 +85,10 @@ export const command: Command = {
             client = new RegistryClient({
               credentials: credentials
                 ? async () => ({ kind: 'basic', ...credentials })
-                : createCredentialResolver({ creds: f['src-creds'], authFile: f['src-authfile'] ?? f.authfile }),
+                : createCredentialResolver({
+                    creds: f['src-creds'],
+                    authFile: f['src-authfile'] ?? f.authfile,
+                  }),
               tlsVerify: repo.tlsVerify ?? f['src-tls-verify'] !== false,
               insecureRegistries: f.insecure ?? [],
               ...(repo.certDir ? { certDir: repo.certDir } : {}),
@@ -75,7 +100,10 @@ export const command: Command = {
         },
       };
     } else {
-      throw new GantryError('INVALID_ARGUMENT', `--src must be docker, yaml or bundle, got ${JSON.stringify(srcKind)}`);
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `--src must be docker, yaml or bundle, got ${JSON.stringify(srcKind)}`,
+      );
     }
 
     let destination: Parameters<typeof sync>[0]['destination'];
@@ -88,9 +116,17 @@ export const command: Command = {
       const prefix = slash >= 0 ? text.slice(slash + 1).replace(/\/+$/, '') : '';
       // Validates host and prefix with the reference grammar so mistakes fail before any copying.
       parseImageReference(prefix ? `${registry}/${prefix}/x` : `${registry}/x`);
-      destination = { kind: 'registry', registry, prefix, client: registryClientFromFlags(f, 'dest-', out.logger) };
+      destination = {
+        kind: 'registry',
+        registry,
+        prefix,
+        client: registryClientFromFlags(f, 'dest-', out.logger),
+      };
     } else {
-      throw new GantryError('INVALID_ARGUMENT', `--dest must be docker or bundle, got ${JSON.stringify(destKind)}`);
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `--dest must be docker or bundle, got ${JSON.stringify(destKind)}`,
+      );
     }
 
     const report = await sync({
