@@ -68,8 +68,7 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
       value = next as string;
       i++;
     }
-    if (spec.multiple)
-      ((flags[name] as string[] | undefined) ?? (flags[name] = [] as string[])).push(value as string);
+    if (spec.multiple) flags[name] = [...((flags[name] as string[] | undefined) ?? []), value as string];
     else flags[name] = value;
   }
   return { flags: flags as FlagValues<S>, positionals };

@@ -267,7 +267,9 @@ class Upload {
     try {
       for await (const chunk of source) yield chunk as Buffer;
     } catch (err) {
-      this.sourceError = { error: err };
+      // A premature close is us abandoning the source after the request failed, not the source failing.
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE')
+        this.sourceError = { error: err };
       throw err;
     }
   }

@@ -46,6 +46,8 @@ export interface TestRegistry {
 export interface StartRegistryOptions {
   auth?: 'none' | 'htpasswd' | 'token';
   tls?: boolean;
+  /** Token auth only: whether anonymous clients get pull-only tokens (default true) or 401. */
+  anonymousPull?: boolean;
 }
 
 const REGISTRY_BIN = '/usr/bin/docker-registry';
@@ -111,6 +113,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       service: TOKEN_SERVICE,
       signing,
       users: { [USERNAME]: password },
+      anonymousPull: opts.anonymousPull ?? true,
       tls: serverCerts && {
         certPem: await readFile(serverCerts.certPath, 'utf8'),
         keyPem: await readFile(serverCerts.keyPath, 'utf8'),

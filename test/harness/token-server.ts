@@ -2,7 +2,7 @@
  * harness/token-server: a minimal Docker registry token server (the Bearer flow of distribution's token
  * auth) for tests. `GET /token?service=..&scope=..` checks Basic credentials against a user table and returns
  * an ES256 JWT whose `x5c` header carries the signing certificate the registry trusts (`rootcertbundle`).
- * Anonymous requests get pull-only tokens; wrong credentials get 401. `POST /token` handles the OAuth2
+ * Anonymous requests get pull-only tokens (unless `anonymousPull: false`); wrong credentials get 401. `POST /token` handles the OAuth2
  * `password` and `refresh_token` grants.
  */
 import { randomBytes, sign } from 'node:crypto';
@@ -16,6 +16,8 @@ export interface TokenServerOptions {
   service: string;
   signing: SigningCert;
   users: Record<string, string>;
+  /** Give anonymous clients pull-only tokens (default true); when false they get 401, like a private registry. */
+  anonymousPull?: boolean;
   /** Serve HTTPS with this certificate (the registry's), else plain HTTP. */
   tls?: { certPem: string; keyPem: string };
   tokenTtlSeconds?: number;
@@ -166,6 +168,10 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       const auth = checkBasic(req, opts.users);
       if (auth === 'invalid') {
         reject(res, 401, 'invalid credentials');
+        return;
+      }
+      if (auth === 'anonymous' && opts.anonymousPull === false) {
+        reject(res, 401, 'authentication required');
         return;
       }
       const user = auth === 'anonymous' ? undefined : auth.user;

@@ -149,6 +149,23 @@ describe('startRegistry', () => {
     });
   });
 
+  describe('token auth without anonymous access', () => {
+    let reg: TestRegistry;
+    beforeAll(async () => {
+      reg = await startRegistry({ auth: 'token', anonymousPull: false });
+    });
+    afterAll(() => reg.stop());
+
+    it('refuses anonymous pulls but serves the user', async () => {
+      const ref = await pushFixture(image, reg, 'private/app:v1');
+      await expect(remoteDigest(ref, ['--tls-verify=false', '--no-creds'])).rejects.toThrow(
+        /unauthorized|denied/i,
+      );
+      const creds = `${reg.username}:${reg.password}`;
+      expect(await remoteDigest(ref, ['--tls-verify=false', '--creds', creds])).toBe(image.digest);
+    });
+  });
+
   describe('TLS', () => {
     let reg: TestRegistry;
     let basic: TestRegistry;
