@@ -110,7 +110,7 @@ export class RegistryClient {
       scopes: pull(repo),
     });
     if (res.status !== 200)
-      throw await this.http.errorFor(res, subject, 'GET manifest', 'manifest not found');
+      throw await this.http.errorFor(res, subject, 'GET manifest', { notFound: 'manifest not found' });
     if (Number(res.header('content-length')) > MANIFEST_LIMIT) {
       res.body.destroy();
       throw new GantryError('MANIFEST_INVALID', `manifest larger than ${MANIFEST_LIMIT} bytes`, { subject });
@@ -216,7 +216,7 @@ export class RegistryClient {
       scopes: [`repository:${repo.repository}:delete`],
     });
     if (res.status !== 202 && res.status !== 200 && res.status !== 204) {
-      throw await this.http.errorFor(res, subject, 'DELETE manifest', 'manifest not found');
+      throw await this.http.errorFor(res, subject, 'DELETE manifest', { notFound: 'manifest not found' });
     }
     await res.body.dump();
   }
@@ -305,7 +305,7 @@ export class RegistryClient {
         scopes: pull(repo),
       });
       if (res.status !== 200)
-        throw await this.http.errorFor(res, subject, 'list tags', 'repository not found');
+        throw await this.http.errorFor(res, subject, 'list tags', { notFound: 'repository not found' });
       const body = parseJson(await readLimited(res.body, LISTING_LIMIT, subject), subject) as {
         tags?: unknown;
       };

@@ -123,7 +123,11 @@ export class RegistryHttp {
         }
         if (challenge) this.challenges.set(req.registry, challenge);
         if (authorization) this.auth.invalidate(req.registry, req.scopes);
-        throw await this.errorFor(res, req.registry, `${req.method} ${url.pathname}`);
+        // HEAD responses have no body; the challenge's error (e.g. insufficient_scope) is all there is.
+        const reason = challenge?.params.error_description ?? challenge?.params.error;
+        throw await this.errorFor(res, req.registry, `${req.method} ${url.pathname}`, {
+          fallbackDetail: reason,
+        });
       }
       if (res.status === 403) throw await this.errorFor(res, req.registry, `${req.method} ${url.pathname}`);
       return res;
@@ -269,7 +273,7 @@ export class RegistryHttp {
     res: RegistryResponse,
     subject: string,
     action: string,
-    notFound?: string,
+    extra: { notFound?: string; fallbackDetail?: string | undefined } = {},
   ): Promise<GantryError> {
     let errors: ReturnType<typeof parseRegistryErrors> = [];
     try {
@@ -277,7 +281,12 @@ export class RegistryHttp {
     } catch {
       // The body is only for the message; the status still says what went wrong.
     }
-    const detail = errors.length > 0 ? `: ${formatRegistryErrors(errors)}` : '';
+    const detail =
+      errors.length > 0
+        ? `: ${formatRegistryErrors(errors)}`
+        : extra.fallbackDetail
+          ? `: ${extra.fallbackDetail}`
+          : '';
     const code = errorCode(
       res.status,
       errors.map((e) => e.code),
@@ -289,8 +298,8 @@ export class RegistryHttp {
           ? 'access denied'
           : res.status === 429
             ? 'rate limited by the registry'
-            : res.status === 404 && notFound
-              ? notFound
+            : res.status === 404 && extra.notFound
+              ? extra.notFound
               : `${action} failed`;
     return new GantryError(code, `${what} (HTTP ${res.status})${detail}`, { subject, status: res.status });
   }
