@@ -69,11 +69,23 @@ export function trackTempDir(dir: string): void {
   tempDirs.add(dir);
 }
 
-process.once('exit', () => {
+function cleanUp(): void {
   for (const child of liveChildren) child.kill('SIGKILL');
+  liveChildren.clear();
   if (process.env.GANTRY_KEEP_TEST_DATA === '1') return;
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+  tempDirs.clear();
+}
+
+process.once('exit', cleanUp);
+// vitest stops its fork workers with SIGTERM, which skips 'exit' handlers: clean up, then die of the signal
+// as before (unless someone else handles it).
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    cleanUp();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  });
+}
 
 /** `setpriv --pdeathsig KILL --` when available: the kernel kills the child if the test process dies. */
 export function deathSignalPrefix(): string[] {
