@@ -1,0 +1,152 @@
+/**
+ * Copier benchmark: gantry against skopeo on this machine, in the same run, on the same registries.
+ * Prints medians and gantry/skopeo ratios (lower is better for gantry). Not a test: nothing is asserted.
+ *
+ *  - cold copy of a ~200 MiB, 6-layer image registry -> registry (a fresh destination registry per run)
+ *  - warm copy of the same image (the destination has every blob and the manifest)
+ *  - --all copy of a two-platform index (cold)
+ *  - inspect latency
+ *  - sync of 50 tags that are already mirrored
+ *  - peak RSS of gantry while copying a 1 GiB layer (set BENCH_BIG=0 to skip)
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeImageLayout, makeIndexLayout, pushFixture } from '../test/harness/fixtures.js';
+import { type TestRegistry, startRegistry } from '../test/harness/registry.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const GANTRY = join(process.cwd(), 'bin', 'gantry.js');
+const SKOPEO_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb';
+
+interface Timed {
+  seconds: number;
+  maxRssKiB: number;
+}
+
+/** Runs a command through python's getrusage so the child's peak RSS is measured by the kernel. */
+function timed(cmd: string[]): Timed {
+  const script =
+    'import resource,subprocess,sys,time\n' +
+    't=time.monotonic(); r=subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n' +
+    'd=time.monotonic()-t\n' +
+    'if r.returncode: sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)\n' +
+    'print(d, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n';
+  const result = spawnSync('python3', ['-c', script, ...cmd], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${cmd.join(' ')} failed:\n${result.stderr}`);
+  const [seconds, rss] = result.stdout.trim().split(' ').map(Number) as [number, number];
+  return { seconds, maxRssKiB: rss };
+}
+
+const gantry = (...args: string[]): string[] => [process.execPath, GANTRY, ...args, '--quiet'];
+const skopeo = (...args: string[]): string[] => ['skopeo', '--insecure-policy', ...args];
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const rows: string[][] = [];
+function report(name: string, g: number[], s: number[], unit = 's'): void {
+  const mg = median(g);
+  const ms = median(s);
+  rows.push([name, `${mg.toFixed(3)}${unit}`, `${ms.toFixed(3)}${unit}`, (mg / ms).toFixed(2)]);
+  console.log(`${name}: gantry ${mg.toFixed(3)}${unit}, skopeo ${ms.toFixed(3)}${unit}, ratio ${(mg / ms).toFixed(2)}`);
+}
+
+async function fresh<T>(fn: (dst: TestRegistry) => T): Promise<T> {
+  const dst = await startRegistry();
+  try {
+    return fn(dst);
+  } finally {
+    await dst.stop();
+  }
+}
+
+const work = await mkdtemp(join(tmpdir(), 'gantry-bench-'));
+const src = await startRegistry();
+try {
+  console.log(`gantry copier benchmark, ${RUNS} runs each, medians; node ${process.version}`);
+  const big = await makeImageLayout({ dir: join(work, 'big'), tag: 'big', layers: 6, layerSize: 34 * 1024 * 1024, seed: 5 });
+  const srcBig = `docker://${await pushFixture(big, src, 'bench/big:v1')}`;
+  const index = await makeIndexLayout({ dir: join(work, 'idx'), tag: 'idx', platforms: ['linux/amd64', 'linux/arm64'], layerSize: 16 * 1024 * 1024 });
+  const srcIndex = `docker://${await pushFixture(index, src, 'bench/index:v1')}`;
+
+  // Cold copy: fresh destination registry each run; skopeo's blob-info cache removed so it cannot mount.
+  const cold = { g: [] as number[], s: [] as number[] };
+  for (let i = 0; i < RUNS; i++) {
+    cold.g.push(await fresh((dst) => timed(gantry('copy', srcBig, `docker://${dst.host}/cold/img:v1`)).seconds));
+    await rm(SKOPEO_CACHE, { force: true });
+    cold.s.push(
+      await fresh((dst) => timed(skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', srcBig, `docker://${dst.host}/cold/img:v1`)).seconds),
+    );
+  }
+  report('cold copy 200 MiB / 6 layers', cold.g, cold.s);
+
+  // Warm copy: the destination already has everything.
+  const warm = await fresh((dst) => {
+    const target = `docker://${dst.host}/warm/img:v1`;
+    timed(gantry('copy', srcBig, target));
+    const out = { g: [] as number[], s: [] as number[] };
+    for (let i = 0; i < RUNS; i++) {
+      out.g.push(timed(gantry('copy', srcBig, target)).seconds);
+      out.s.push(timed(skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', srcBig, target)).seconds);
+    }
+    return out;
+  });
+  report('warm copy (destination has all blobs)', warm.g, warm.s);
+
+  const all = { g: [] as number[], s: [] as number[] };
+  for (let i = 0; i < RUNS; i++) {
+    all.g.push(await fresh((dst) => timed(gantry('copy', '--all', srcIndex, `docker://${dst.host}/all/idx:v1`)).seconds));
+    await rm(SKOPEO_CACHE, { force: true });
+    all.s.push(
+      await fresh((dst) =>
+        timed(skopeo('copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', srcIndex, `docker://${dst.host}/all/idx:v1`)).seconds,
+      ),
+    );
+  }
+  report('copy --all, 2-platform index', all.g, all.s);
+
+  const inspect = { g: [] as number[], s: [] as number[] };
+  for (let i = 0; i < RUNS * 2; i++) {
+    inspect.g.push(timed(gantry('inspect', srcBig)).seconds * 1000);
+    inspect.s.push(timed(skopeo('inspect', '--tls-verify=false', srcBig)).seconds * 1000);
+  }
+  report('inspect', inspect.g, inspect.s, 'ms');
+
+  // 50 tags already mirrored: a re-run should only compare digests.
+  for (let i = 0; i < 50; i++) {
+    const small = await makeImageLayout({ dir: join(work, `s${i}`), tag: 't', layers: 1, layerSize: 4096, seed: 100 + i });
+    await pushFixture(small, src, `bench/many:t${i}`);
+  }
+  const syncTimes = await fresh((dst) => {
+    timed(gantry('sync', `docker://${src.host}/bench/many`, `docker://${dst.host}/g`));
+    timed(skopeo('sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${src.host}/bench/many`, `${dst.host}/s`));
+    const out = { g: [] as number[], s: [] as number[] };
+    for (let i = 0; i < RUNS; i++) {
+      out.g.push(timed(gantry('sync', `docker://${src.host}/bench/many`, `docker://${dst.host}/g`)).seconds);
+      out.s.push(
+        timed(skopeo('sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${src.host}/bench/many`, `${dst.host}/s`)).seconds,
+      );
+    }
+    return out;
+  });
+  report('sync of 50 already-mirrored tags', syncTimes.g, syncTimes.s);
+
+  if (process.env.BENCH_BIG !== '0') {
+    const huge = await makeImageLayout({ dir: join(work, 'huge'), tag: 'huge', layers: 1, layerSize: 1024 * 1024 * 1024, seed: 9 });
+    const srcHuge = `docker://${await pushFixture(huge, src, 'bench/huge:v1')}`;
+    const rss = await fresh((dst) => timed(gantry('copy', srcHuge, `docker://${dst.host}/huge/img:v1`)));
+    rows.push(['peak RSS, 1 GiB layer copy', `${(rss.maxRssKiB / 1024).toFixed(0)} MiB`, '', '']);
+    console.log(`peak RSS copying a 1 GiB layer: ${(rss.maxRssKiB / 1024).toFixed(0)} MiB in ${rss.seconds.toFixed(1)}s`);
+  }
+
+  console.log('\n| benchmark | gantry | skopeo | ratio |\n|---|---|---|---|');
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+} finally {
+  await src.stop();
+  await rm(work, { recursive: true, force: true });
+}
