@@ -96,7 +96,7 @@ class Upload {
           throw err;
         }
         failures++;
-        this.options.logger.debug(
+        this.options.logger.warn(
           `${this.subject}: upload interrupted (${(err as Error).message}); resuming`,
         );
         await sleep(
@@ -146,7 +146,7 @@ class Upload {
     }
     // The session is gone (distribution drops it when a write was cut off) or its state is ambiguous.
     if (await this.blobExists()) return 'done';
-    this.options.logger.debug(`${this.subject}: upload session lost; starting over`);
+    this.options.logger.warn(`${this.subject}: upload session lost; starting over`);
     await this.startSession();
     return 0;
   }

@@ -15,6 +15,7 @@ import {
   type ImageIndex,
   isDigest,
   isIndex,
+  type Manifest,
   MediaType,
   parseManifest,
   type RawManifest,
@@ -188,8 +189,9 @@ export class RegistryClient {
         { subject },
       );
     }
-    const { manifest: parsed } = parseManifest(manifest.bytes, manifest.mediaType, subject);
-    const subjectDescriptor = subjectOf(parsed);
+    // The registry accepted the bytes; only a manifest with a subject concerns us, whatever its type.
+    const parsed = parseJsonObject(manifest.bytes) as Manifest | undefined;
+    const subjectDescriptor = parsed && subjectOf(parsed);
     if (subjectDescriptor && !res.header('oci-subject')) {
       // The registry did not index the referrer itself (no referrers API): maintain the fallback tag.
       const added = withReferrer(
@@ -409,6 +411,15 @@ function verifyDigest(bytes: Buffer, expected: string, subject: string, what: st
       `manifest content hashes to ${actual}, not the ${what} ${expected}`,
       { subject },
     );
+  }
+}
+
+function parseJsonObject(bytes: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -206,7 +206,7 @@ export class RegistryHttp {
       if (kind === 'aborted') throw err;
       if (canRetry && (kind === 'network' || kind === 'timeout')) {
         const delay = this.backoff(state.attempt);
-        this.options.logger.debug(
+        this.options.logger.warn(
           `${registry}: ${init.method} ${url.pathname} failed (${describeFailure(err)}); retrying in ${delay} ms`,
         );
         await sleep(delay, undefined, { signal: init.signal });
@@ -228,7 +228,7 @@ export class RegistryHttp {
         `${registry}: rate limited (HTTP 429); waiting ${(delay / 1000).toFixed(1)} s before retrying`,
       );
     } else {
-      this.options.logger.debug(
+      this.options.logger.warn(
         `${registry}: ${init.method} ${url.pathname} answered HTTP ${res.status}; retrying in ${delay} ms`,
       );
     }

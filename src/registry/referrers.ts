@@ -7,6 +7,7 @@ import {
   digestAlgorithm,
   digestHex,
   type ImageIndex,
+  isDigest,
   isIndex,
   type Manifest,
   MediaType,
@@ -21,14 +22,14 @@ export function referrersTag(subjectDigest: string): string {
 /** The subject a manifest points at, if any. */
 export function subjectOf(manifest: Manifest): Descriptor | undefined {
   const subject = manifest.subject;
-  return subject && typeof subject.digest === 'string' ? subject : undefined;
+  return typeof subject === 'object' && subject !== null && isDigest(subject.digest) ? subject : undefined;
 }
 
 /** The descriptor a referrers listing shows for a manifest: its artifactType (or config type) and annotations. */
 export function referrerDescriptor(raw: RawManifest, manifest: Manifest): Descriptor {
   const descriptor: Descriptor = { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length };
   // OCI 1.1: an image manifest without artifactType is listed under its config's media type.
-  const artifactType = manifest.artifactType ?? (isIndex(manifest) ? undefined : manifest.config.mediaType);
+  const artifactType = manifest.artifactType ?? (isIndex(manifest) ? undefined : manifest.config?.mediaType);
   if (artifactType) descriptor.artifactType = artifactType;
   if (manifest.annotations && Object.keys(manifest.annotations).length > 0)
     descriptor.annotations = manifest.annotations;
