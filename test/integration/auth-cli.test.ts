@@ -78,7 +78,14 @@ describe.each(['htpasswd', 'token'] as const)('%s auth', (auth) => {
     await gantryOk(['copy', '--authfile', authfile, `oci:${image.layoutDir}:v1`, ref]);
     await skopeo(['inspect', '--tls-verify=false', '--authfile', authfile, ref]);
     await gantryOk(['logout', '--authfile', authfile, registry.host]);
-    const denied = await gantry(['inspect', '--authfile', authfile, ref]);
+    // Pushing needs credentials on both variants (the token server hands out anonymous pull-only tokens).
+    const denied = await gantry([
+      'copy',
+      '--authfile',
+      authfile,
+      `oci:${image.layoutDir}:v1`,
+      `${ref}-after-logout`,
+    ]);
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain('UNAUTHORIZED');
   });
