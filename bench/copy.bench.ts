@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeImageLayout, makeIndexLayout, pushFixture } from '../test/harness/fixtures.js';
-import { type TestRegistry, startRegistry } from '../test/harness/registry.js';
+import { startRegistry, type TestRegistry } from '../test/harness/registry.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const GANTRY = join(process.cwd(), 'bin', 'gantry.js');
@@ -53,7 +53,9 @@ function report(name: string, g: number[], s: number[], unit = 's'): void {
   const mg = median(g);
   const ms = median(s);
   rows.push([name, `${mg.toFixed(3)}${unit}`, `${ms.toFixed(3)}${unit}`, (mg / ms).toFixed(2)]);
-  console.log(`${name}: gantry ${mg.toFixed(3)}${unit}, skopeo ${ms.toFixed(3)}${unit}, ratio ${(mg / ms).toFixed(2)}`);
+  console.log(
+    `${name}: gantry ${mg.toFixed(3)}${unit}, skopeo ${ms.toFixed(3)}${unit}, ratio ${(mg / ms).toFixed(2)}`,
+  );
 }
 
 async function fresh<T>(fn: (dst: TestRegistry) => T): Promise<T> {
@@ -69,18 +71,42 @@ const work = await mkdtemp(join(tmpdir(), 'gantry-bench-'));
 const src = await startRegistry();
 try {
   console.log(`gantry copier benchmark, ${RUNS} runs each, medians; node ${process.version}`);
-  const big = await makeImageLayout({ dir: join(work, 'big'), tag: 'big', layers: 6, layerSize: 34 * 1024 * 1024, seed: 5 });
+  const big = await makeImageLayout({
+    dir: join(work, 'big'),
+    tag: 'big',
+    layers: 6,
+    layerSize: 34 * 1024 * 1024,
+    seed: 5,
+  });
   const srcBig = `docker://${await pushFixture(big, src, 'bench/big:v1')}`;
-  const index = await makeIndexLayout({ dir: join(work, 'idx'), tag: 'idx', platforms: ['linux/amd64', 'linux/arm64'], layerSize: 16 * 1024 * 1024 });
+  const index = await makeIndexLayout({
+    dir: join(work, 'idx'),
+    tag: 'idx',
+    platforms: ['linux/amd64', 'linux/arm64'],
+    layerSize: 16 * 1024 * 1024,
+  });
   const srcIndex = `docker://${await pushFixture(index, src, 'bench/index:v1')}`;
 
   // Cold copy: fresh destination registry each run; skopeo's blob-info cache removed so it cannot mount.
   const cold = { g: [] as number[], s: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
-    cold.g.push(await fresh((dst) => timed(gantry('copy', srcBig, `docker://${dst.host}/cold/img:v1`)).seconds));
+    cold.g.push(
+      await fresh((dst) => timed(gantry('copy', srcBig, `docker://${dst.host}/cold/img:v1`)).seconds),
+    );
     await rm(SKOPEO_CACHE, { force: true });
     cold.s.push(
-      await fresh((dst) => timed(skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', srcBig, `docker://${dst.host}/cold/img:v1`)).seconds),
+      await fresh(
+        (dst) =>
+          timed(
+            skopeo(
+              'copy',
+              '--src-tls-verify=false',
+              '--dest-tls-verify=false',
+              srcBig,
+              `docker://${dst.host}/cold/img:v1`,
+            ),
+          ).seconds,
+      ),
     );
   }
   report('cold copy 200 MiB / 6 layers', cold.g, cold.s);
@@ -92,7 +118,9 @@ try {
     const out = { g: [] as number[], s: [] as number[] };
     for (let i = 0; i < RUNS; i++) {
       out.g.push(timed(gantry('copy', srcBig, target)).seconds);
-      out.s.push(timed(skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', srcBig, target)).seconds);
+      out.s.push(
+        timed(skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', srcBig, target)).seconds,
+      );
     }
     return out;
   });
@@ -100,11 +128,25 @@ try {
 
   const all = { g: [] as number[], s: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
-    all.g.push(await fresh((dst) => timed(gantry('copy', '--all', srcIndex, `docker://${dst.host}/all/idx:v1`)).seconds));
+    all.g.push(
+      await fresh(
+        (dst) => timed(gantry('copy', '--all', srcIndex, `docker://${dst.host}/all/idx:v1`)).seconds,
+      ),
+    );
     await rm(SKOPEO_CACHE, { force: true });
     all.s.push(
-      await fresh((dst) =>
-        timed(skopeo('copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', srcIndex, `docker://${dst.host}/all/idx:v1`)).seconds,
+      await fresh(
+        (dst) =>
+          timed(
+            skopeo(
+              'copy',
+              '--all',
+              '--src-tls-verify=false',
+              '--dest-tls-verify=false',
+              srcIndex,
+              `docker://${dst.host}/all/idx:v1`,
+            ),
+          ).seconds,
       ),
     );
   }
@@ -119,17 +161,47 @@ try {
 
   // 50 tags already mirrored: a re-run should only compare digests.
   for (let i = 0; i < 50; i++) {
-    const small = await makeImageLayout({ dir: join(work, `s${i}`), tag: 't', layers: 1, layerSize: 4096, seed: 100 + i });
+    const small = await makeImageLayout({
+      dir: join(work, `s${i}`),
+      tag: 't',
+      layers: 1,
+      layerSize: 4096,
+      seed: 100 + i,
+    });
     await pushFixture(small, src, `bench/many:t${i}`);
   }
   const syncTimes = await fresh((dst) => {
     timed(gantry('sync', `docker://${src.host}/bench/many`, `docker://${dst.host}/g`));
-    timed(skopeo('sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${src.host}/bench/many`, `${dst.host}/s`));
+    timed(
+      skopeo(
+        'sync',
+        '--src',
+        'docker',
+        '--dest',
+        'docker',
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `${src.host}/bench/many`,
+        `${dst.host}/s`,
+      ),
+    );
     const out = { g: [] as number[], s: [] as number[] };
     for (let i = 0; i < RUNS; i++) {
       out.g.push(timed(gantry('sync', `docker://${src.host}/bench/many`, `docker://${dst.host}/g`)).seconds);
       out.s.push(
-        timed(skopeo('sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${src.host}/bench/many`, `${dst.host}/s`)).seconds,
+        timed(
+          skopeo(
+            'sync',
+            '--src',
+            'docker',
+            '--dest',
+            'docker',
+            '--src-tls-verify=false',
+            '--dest-tls-verify=false',
+            `${src.host}/bench/many`,
+            `${dst.host}/s`,
+          ),
+        ).seconds,
       );
     }
     return out;
@@ -137,11 +209,19 @@ try {
   report('sync of 50 already-mirrored tags', syncTimes.g, syncTimes.s);
 
   if (process.env.BENCH_BIG !== '0') {
-    const huge = await makeImageLayout({ dir: join(work, 'huge'), tag: 'huge', layers: 1, layerSize: 1024 * 1024 * 1024, seed: 9 });
+    const huge = await makeImageLayout({
+      dir: join(work, 'huge'),
+      tag: 'huge',
+      layers: 1,
+      layerSize: 1024 * 1024 * 1024,
+      seed: 9,
+    });
     const srcHuge = `docker://${await pushFixture(huge, src, 'bench/huge:v1')}`;
     const rss = await fresh((dst) => timed(gantry('copy', srcHuge, `docker://${dst.host}/huge/img:v1`)));
     rows.push(['peak RSS, 1 GiB layer copy', `${(rss.maxRssKiB / 1024).toFixed(0)} MiB`, '', '']);
-    console.log(`peak RSS copying a 1 GiB layer: ${(rss.maxRssKiB / 1024).toFixed(0)} MiB in ${rss.seconds.toFixed(1)}s`);
+    console.log(
+      `peak RSS copying a 1 GiB layer: ${(rss.maxRssKiB / 1024).toFixed(0)} MiB in ${rss.seconds.toFixed(1)}s`,
+    );
   }
 
   console.log('\n| benchmark | gantry | skopeo | ratio |\n|---|---|---|---|');

@@ -96,9 +96,7 @@ class Upload {
           throw err;
         }
         failures++;
-        this.options.logger.warn(
-          `${this.subject}: upload interrupted (${(err as Error).message}); resuming`,
-        );
+        this.options.logger.warn(`${this.subject}: upload interrupted (${(err as Error).message}); resuming`);
         await sleep(
           backoffDelay(failures, { baseDelayMs: this.options.retryBaseDelayMs, maxDelayMs: 5_000 }),
         );
