@@ -98,5 +98,6 @@ export function isValidTag(tag: string): boolean {
 /** True for hosts where plain HTTP is allowed without being marked insecure. */
 export function isLoopbackRegistry(registry: string): boolean {
   const host = registry.replace(/:\d+$/, '');
-  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]' || host.startsWith('127.');
+  // Only a literal 127.x.y.z address is loopback: a DNS name like `127.example.com` can resolve anywhere.
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
