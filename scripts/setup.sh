@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: prepares a Debian machine (or a developer checkout) to build and test gantry. Idempotent:
 # installs missing system packages (as root, or through sudo), creates the unprivileged `gantry-test` user
-# with subordinate id ranges (as root), checks Rust, runs `npm ci` when node_modules is stale, then builds.
+# with subordinate id ranges (as root), checks Rust, runs `npm install` (locked versions) when node_modules is stale, then builds.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -61,23 +61,20 @@ check_toolchain() {
 }
 
 install_node_modules() {
-  # npm ci writes node_modules/.package-lock.json; if package-lock.json is newer, dependencies changed.
+  # npm writes node_modules/.package-lock.json; if package-lock.json is newer, dependencies changed.
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    log "npm ci"
-    npm ci --no-audit --no-fund
+    # npm 11.19 writes lock files that list only this platform's optional packages (esbuild, biome, napi)
+    # and then its own `npm ci` rejects them as out of sync; `npm install` honours the locked versions.
+    log "npm install (locked versions)"
+    npm install --no-audit --no-fund
   else
     log "node_modules up to date"
   fi
 }
 
 build() {
-  if [ -f scripts/bundle.mjs ]; then
-    log "npm run build"
-    npm run build
-  else
-    log "scripts/bundle.mjs does not exist yet: building the native addon only"
-    npm run build:native
-  fi
+  log "npm run build"
+  npm run build
 }
 
 install_packages
