@@ -16,8 +16,13 @@ import {
 
 export type ManifestFormat = 'oci' | 'v2s2';
 
+const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
+
+// Docker v2s2 has gzip and uncompressed layer types (as in containers/image), but no zstd.
 const LAYER_TO_DOCKER: Record<string, string> = {
   [MediaType.ociLayerGzip]: MediaType.dockerLayerGzip,
+  [MediaType.ociLayerTar]: DOCKER_LAYER_TAR,
+  [DOCKER_LAYER_TAR]: DOCKER_LAYER_TAR,
   [MediaType.dockerLayerGzip]: MediaType.dockerLayerGzip,
   'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip': MediaType.dockerForeignLayerGzip,
   [MediaType.dockerForeignLayerGzip]: MediaType.dockerForeignLayerGzip,
@@ -26,7 +31,7 @@ const LAYER_TO_DOCKER: Record<string, string> = {
 const LAYER_TO_OCI: Record<string, string> = {
   [MediaType.dockerLayerGzip]: MediaType.ociLayerGzip,
   [MediaType.dockerForeignLayerGzip]: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
-  'application/vnd.docker.image.rootfs.diff.tar': MediaType.ociLayerTar,
+  [DOCKER_LAYER_TAR]: MediaType.ociLayerTar,
 };
 
 /** The format a manifest media type belongs to. */
@@ -42,7 +47,7 @@ function convertLayer(layer: Descriptor, to: ManifestFormat, subject: string): D
   if (!mediaType) {
     throw new GantryError(
       'UNSUPPORTED_MEDIA_TYPE',
-      `layer ${layer.digest} of type ${layer.mediaType} cannot be stored in a Docker v2s2 image (only gzip layers can)`,
+      `layer ${layer.digest} of type ${layer.mediaType} cannot be stored in a Docker v2s2 image (only gzip or uncompressed tar layers can)`,
       { subject },
     );
   }
@@ -61,6 +66,19 @@ export function convertImageManifest(
     throw new GantryError(
       'UNSUPPORTED_MEDIA_TYPE',
       'OCI artifacts (with subject or artifactType) cannot be converted to Docker v2s2',
+      { subject },
+    );
+  }
+  // A Docker image config is the OCI image config; any other config type (Helm charts, WASM, …) is an artifact.
+  const sourceConfigType = manifest.config.mediaType;
+  if (
+    to === 'v2s2' &&
+    sourceConfigType !== MediaType.ociConfig &&
+    sourceConfigType !== MediaType.dockerConfig
+  ) {
+    throw new GantryError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `config of type ${sourceConfigType} is not an image config, so it cannot be converted to Docker v2s2`,
       { subject },
     );
   }
@@ -89,7 +107,11 @@ export function convertIndex(
   to: ManifestFormat,
   children: Map<string, Descriptor>,
 ): RawManifest {
-  const changed = index.manifests.some((d) => children.get(d.digest)?.digest !== d.digest);
+  // A child absent from `children` was not rewritten, so it keeps its entry as it is.
+  const changed = index.manifests.some((d) => {
+    const converted = children.get(d.digest);
+    return converted !== undefined && converted.digest !== d.digest;
+  });
   if (formatOf(raw.mediaType) === to && !changed) return raw;
   const mediaType = to === 'v2s2' ? MediaType.dockerManifestList : MediaType.ociIndex;
   const converted: ImageIndex = {
