@@ -6,9 +6,12 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import { asGantryError, GantryError } from '../errors/index.js';
+import { digestFile } from '../native/index.js';
 import { digestAlgorithm, digestHex, isIndex, parseManifest } from '../oci/index.js';
 
 export const BUNDLE_INDEX = 'gantry-bundle.json';
@@ -67,13 +70,12 @@ export async function writeBundleIndex(dir: string, images: BundleEntry[]): Prom
   await rename(temp, file);
 }
 
+/** Hashes a blob file: sha256 in the native addon (off the main thread, so blobs hash on every core at once). */
 async function hashFile(path: string, algorithm: string): Promise<{ digest: string; size: number }> {
+  const { size } = await stat(path);
+  if (algorithm === 'sha256') return { digest: await digestFile(path), size };
   const hash = createHash(algorithm);
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return { digest: `${algorithm}:${hash.digest('hex')}`, size };
 }
 
@@ -87,12 +89,12 @@ export async function verifyBundleImage(
   verified: Set<string>,
 ): Promise<void> {
   const subject = `${dir} (${bundleRefName(entry)})`;
+  const blobPath = (digest: string): string => join(dir, 'blobs', digestAlgorithm(digest), digestHex(digest));
   const check = async (descriptor: { digest: string; size?: number }): Promise<void> => {
     if (verified.has(descriptor.digest)) return;
-    const path = join(dir, 'blobs', digestAlgorithm(descriptor.digest), digestHex(descriptor.digest));
     let actual: { digest: string; size: number };
     try {
-      actual = await hashFile(path, digestAlgorithm(descriptor.digest));
+      actual = await hashFile(blobPath(descriptor.digest), digestAlgorithm(descriptor.digest));
     } catch (err) {
       throw asGantryError(err, 'NOT_FOUND', `bundle lacks blob ${descriptor.digest}`, subject);
     }
@@ -109,25 +111,24 @@ export async function verifyBundleImage(
       throw new GantryError(
         'SIZE_MISMATCH',
         `blob ${descriptor.digest} is ${actual.size} bytes, expected ${descriptor.size}`,
-        {
-          subject,
-        },
+        { subject },
       );
     }
     verified.add(descriptor.digest);
   };
-  const walk = async (digest: string, mediaType: string): Promise<void> => {
-    await check({ digest });
-    const bytes = await readFile(join(dir, 'blobs', digestAlgorithm(digest), digestHex(digest)));
-    const { manifest } = parseManifest(bytes, mediaType, subject);
+  // Manifests first (they are small and name everything else), then every blob in parallel.
+  const blobs: { digest: string; size: number }[] = [];
+  const walk = async (descriptor: { digest: string; size?: number; mediaType: string }): Promise<void> => {
+    await check(descriptor);
+    const bytes = await readFile(blobPath(descriptor.digest));
+    const { manifest } = parseManifest(bytes, descriptor.mediaType, subject);
     if (isIndex(manifest)) {
-      for (const child of manifest.manifests) {
-        await check(child);
-        await walk(child.digest, child.mediaType);
-      }
+      for (const child of manifest.manifests) await walk(child);
     } else {
-      for (const blob of [manifest.config, ...manifest.layers]) await check(blob);
+      blobs.push(manifest.config, ...manifest.layers);
     }
   };
-  await walk(entry.digest, entry.mediaType);
+  await walk({ digest: entry.digest, mediaType: entry.mediaType });
+  const limit = pLimit(availableParallelism());
+  await Promise.all(blobs.map((blob) => limit(() => check(blob))));
 }
