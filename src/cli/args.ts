@@ -48,6 +48,9 @@ export function parseArgs<S extends FlagSpecs>(argv: readonly string[], specs: S
       const eq = arg.indexOf('=');
       name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
       inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    } else if (arg.startsWith('-') && arg.length > 2) {
+      // Bundled (`-af`) or inline (`-f=oci`) short flags are not supported; taking them as positionals hid typos.
+      name = usageError(`unknown flag ${arg} (short flags take one letter; use --name=value)`);
     } else if (arg.startsWith('-') && arg.length === 2) {
       name = byShort.get(arg.slice(1)) ?? usageError(`unknown flag ${arg}`);
     } else {
