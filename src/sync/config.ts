@@ -76,7 +76,10 @@ export function parseSyncYaml(text: string, file: string): SyncSourceRepo[] {
         fail(file, `registry ${registry}: unknown key "${key}" (known: ${known.join(', ')})`);
     }
     const common: Omit<SyncSourceRepo, 'repository' | 'selector'> = { registry };
-    if (entry['tls-verify'] !== undefined) common.tlsVerify = entry['tls-verify'] !== false;
+    const tlsVerify = entry['tls-verify'];
+    if (tlsVerify !== undefined && typeof tlsVerify !== 'boolean')
+      fail(file, `registry ${registry}: tls-verify must be true or false, not ${JSON.stringify(tlsVerify)}`);
+    if (typeof tlsVerify === 'boolean') common.tlsVerify = tlsVerify;
     if (typeof entry['cert-dir'] === 'string') common.certDir = entry['cert-dir'];
     const creds = entry.credentials as { username?: unknown; password?: unknown } | undefined;
     if (creds) {
@@ -85,15 +88,24 @@ export function parseSyncYaml(text: string, file: string): SyncSourceRepo[] {
       }
       common.credentials = { username: creds.username, password: creds.password };
     }
-    const add = (repository: string, selector: TagSelector): void => {
-      // Validates the repository name with the registry, so errors name the exact entry.
-      parseImageReference(`${registry}/${repository}`);
+    const add = (key: string, repository: string, selector: TagSelector): void => {
+      // Validates the repository name with the registry, so errors name the file and the exact entry.
+      try {
+        parseImageReference(`${registry}/${repository}`);
+      } catch (cause) {
+        throw new GantryError(
+          'INVALID_ARGUMENT',
+          `registry ${registry}: ${key}.${repository}: ${(cause as Error).message}`,
+          { subject: file, cause },
+        );
+      }
       repos.push({ ...common, repository, selector });
     };
     for (const [repository, tags] of Object.entries((entry.images ?? {}) as Record<string, unknown>)) {
-      if (tags === null || (Array.isArray(tags) && tags.length === 0)) add(repository, { kind: 'all' });
+      if (tags === null || (Array.isArray(tags) && tags.length === 0))
+        add('images', repository, { kind: 'all' });
       else if (Array.isArray(tags) && tags.every((t) => typeof t === 'string'))
-        add(repository, { kind: 'list', tags });
+        add('images', repository, { kind: 'list', tags });
       else fail(file, `images.${repository}: expected a list of tags`);
     }
     for (const [repository, pattern] of Object.entries(
@@ -113,7 +125,7 @@ export function parseSyncYaml(text: string, file: string): SyncSourceRepo[] {
           },
         );
       }
-      add(repository, { kind: 'regex', pattern: compiled });
+      add('images-by-tag-regex', repository, { kind: 'regex', pattern: compiled });
     }
     for (const [repository, range] of Object.entries(
       (entry['images-by-semver'] ?? {}) as Record<string, unknown>,
@@ -121,7 +133,7 @@ export function parseSyncYaml(text: string, file: string): SyncSourceRepo[] {
       if (typeof range !== 'string' || semver.validRange(range) === null) {
         fail(file, `images-by-semver.${repository}: ${JSON.stringify(range)} is not a semver range`);
       }
-      add(repository, { kind: 'semver', range });
+      add('images-by-semver', repository, { kind: 'semver', range });
     }
   }
   return repos;
