@@ -43,7 +43,8 @@ export class GantryError extends Error {
     });
     this.name = 'GantryError';
     this.code = code;
-    this.subject = context.subject;
+    // Subjects can be URLs a user typed with credentials in them; programs may print them too.
+    this.subject = context.subject === undefined ? undefined : redactSecrets(context.subject);
     this.status = context.status;
   }
 }
@@ -63,10 +64,12 @@ const SECRET_PATTERNS: [RegExp, string][] = [
   // user:password@ in URLs
   [/(\w+:\/\/)[^/\s:@]+:[^/\s@]+@/g, '$1***:***@'],
   // Authorization headers and bearer tokens
-  [/(authorization:\s*)(basic|bearer)\s+\S+/gi, '$1$2 ***'],
+  [/(authorization"?:\s*"?)(basic|bearer)\s+[^\s"]+/gi, '$1$2 ***'],
   [/\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 ***'],
   // token= / password= / access_token= query or form parameters
   [/((?:access_)?token|password|secret)=([^&\s]+)/gi, '$1=***'],
+  // the same fields in JSON bodies, e.g. a token endpoint's response quoted in an error
+  [/("(?:\w*_)?(?:token|password|secret)")\s*:\s*"[^"]*"/gi, '$1:"***"'],
 ];
 
 /** Removes credentials that may appear in URLs, headers or form bodies quoted in messages. */
