@@ -9,7 +9,7 @@
  *  - sync of 50 tags that are already mirrored
  *  - peak RSS of gantry while copying a 1 GiB layer (set BENCH_BIG=0 to skip)
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,18 +25,32 @@ interface Timed {
   maxRssKiB: number;
 }
 
-/** Runs a command through python's getrusage so the child's peak RSS is measured by the kernel. */
-function timed(cmd: string[]): Timed {
+/**
+ * Runs a command through python's getrusage so the child's peak RSS is measured by the kernel. Asynchronous on
+ * purpose: the registries are children of this process and their log pipes must keep draining meanwhile.
+ */
+function timed(cmd: string[]): Promise<Timed> {
   const script =
     'import resource,subprocess,sys,time\n' +
     't=time.monotonic(); r=subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n' +
     'd=time.monotonic()-t\n' +
     'if r.returncode: sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)\n' +
     'print(d, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n';
-  const result = spawnSync('python3', ['-c', script, ...cmd], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`${cmd.join(' ')} failed:\n${result.stderr}`);
-  const [seconds, rss] = result.stdout.trim().split(' ').map(Number) as [number, number];
-  return { seconds, maxRssKiB: rss };
+  return new Promise((resolve, reject) => {
+    execFile(
+      'python3',
+      ['-c', script, ...cmd],
+      { encoding: 'utf8', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err) {
+          reject(new Error(`${cmd.join(' ')} failed:\n${stderr}`));
+          return;
+        }
+        const [seconds, rss] = stdout.trim().split(' ').map(Number) as [number, number];
+        resolve({ seconds, maxRssKiB: rss });
+      },
+    );
+  });
 }
 
 const gantry = (...args: string[]): string[] => [process.execPath, GANTRY, ...args, '--quiet'];
@@ -58,10 +72,10 @@ function report(name: string, g: number[], s: number[], unit = 's'): void {
   );
 }
 
-async function fresh<T>(fn: (dst: TestRegistry) => T): Promise<T> {
+async function fresh<T>(fn: (dst: TestRegistry) => Promise<T>): Promise<T> {
   const dst = await startRegistry();
   try {
-    return fn(dst);
+    return await fn(dst);
   } finally {
     await dst.stop();
   }
@@ -69,13 +83,14 @@ async function fresh<T>(fn: (dst: TestRegistry) => T): Promise<T> {
 
 const work = await mkdtemp(join(tmpdir(), 'gantry-bench-'));
 const src = await startRegistry();
+const insecure = ['--src-tls-verify=false', '--dest-tls-verify=false'];
 try {
   console.log(`gantry copier benchmark, ${RUNS} runs each, medians; node ${process.version}`);
   const big = await makeImageLayout({
     dir: join(work, 'big'),
     tag: 'big',
     layers: 6,
-    layerSize: 34 * 1024 * 1024,
+    layerSize: 34 << 20,
     seed: 5,
   });
   const srcBig = `docker://${await pushFixture(big, src, 'bench/big:v1')}`;
@@ -83,79 +98,61 @@ try {
     dir: join(work, 'idx'),
     tag: 'idx',
     platforms: ['linux/amd64', 'linux/arm64'],
-    layerSize: 16 * 1024 * 1024,
+    layerSize: 16 << 20,
   });
   const srcIndex = `docker://${await pushFixture(index, src, 'bench/index:v1')}`;
 
-  // Cold copy: fresh destination registry each run; skopeo's blob-info cache removed so it cannot mount.
+  // Cold copy: a fresh destination registry each run; skopeo's blob-info cache removed so it cannot mount.
   const cold = { g: [] as number[], s: [] as number[] };
+  const all = { g: [] as number[], s: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
     cold.g.push(
-      await fresh((dst) => timed(gantry('copy', srcBig, `docker://${dst.host}/cold/img:v1`)).seconds),
+      await fresh(
+        async (dst) => (await timed(gantry('copy', srcBig, `docker://${dst.host}/c/img:v1`))).seconds,
+      ),
     );
     await rm(SKOPEO_CACHE, { force: true });
     cold.s.push(
       await fresh(
-        (dst) =>
-          timed(
-            skopeo(
-              'copy',
-              '--src-tls-verify=false',
-              '--dest-tls-verify=false',
-              srcBig,
-              `docker://${dst.host}/cold/img:v1`,
-            ),
-          ).seconds,
+        async (dst) =>
+          (await timed(skopeo('copy', ...insecure, srcBig, `docker://${dst.host}/c/img:v1`))).seconds,
       ),
     );
-  }
-  report('cold copy 200 MiB / 6 layers', cold.g, cold.s);
-
-  // Warm copy: the destination already has everything.
-  const warm = await fresh((dst) => {
-    const target = `docker://${dst.host}/warm/img:v1`;
-    timed(gantry('copy', srcBig, target));
-    const out = { g: [] as number[], s: [] as number[] };
-    for (let i = 0; i < RUNS; i++) {
-      out.g.push(timed(gantry('copy', srcBig, target)).seconds);
-      out.s.push(
-        timed(skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', srcBig, target)).seconds,
-      );
-    }
-    return out;
-  });
-  report('warm copy (destination has all blobs)', warm.g, warm.s);
-
-  const all = { g: [] as number[], s: [] as number[] };
-  for (let i = 0; i < RUNS; i++) {
     all.g.push(
       await fresh(
-        (dst) => timed(gantry('copy', '--all', srcIndex, `docker://${dst.host}/all/idx:v1`)).seconds,
+        async (dst) =>
+          (await timed(gantry('copy', '--all', srcIndex, `docker://${dst.host}/a/idx:v1`))).seconds,
       ),
     );
     await rm(SKOPEO_CACHE, { force: true });
     all.s.push(
       await fresh(
-        (dst) =>
-          timed(
-            skopeo(
-              'copy',
-              '--all',
-              '--src-tls-verify=false',
-              '--dest-tls-verify=false',
-              srcIndex,
-              `docker://${dst.host}/all/idx:v1`,
-            ),
-          ).seconds,
+        async (dst) =>
+          (await timed(skopeo('copy', '--all', ...insecure, srcIndex, `docker://${dst.host}/a/idx:v1`)))
+            .seconds,
       ),
     );
   }
+  report('cold copy 200 MiB / 6 layers', cold.g, cold.s);
   report('copy --all, 2-platform index', all.g, all.s);
+
+  // Warm copy: the destination already has everything.
+  const warm = await fresh(async (dst) => {
+    const target = `docker://${dst.host}/warm/img:v1`;
+    await timed(gantry('copy', srcBig, target));
+    const out = { g: [] as number[], s: [] as number[] };
+    for (let i = 0; i < RUNS; i++) {
+      out.g.push((await timed(gantry('copy', srcBig, target))).seconds);
+      out.s.push((await timed(skopeo('copy', ...insecure, srcBig, target))).seconds);
+    }
+    return out;
+  });
+  report('warm copy (destination has all blobs)', warm.g, warm.s);
 
   const inspect = { g: [] as number[], s: [] as number[] };
   for (let i = 0; i < RUNS * 2; i++) {
-    inspect.g.push(timed(gantry('inspect', srcBig)).seconds * 1000);
-    inspect.s.push(timed(skopeo('inspect', '--tls-verify=false', srcBig)).seconds * 1000);
+    inspect.g.push((await timed(gantry('inspect', srcBig))).seconds * 1000);
+    inspect.s.push((await timed(skopeo('inspect', '--tls-verify=false', srcBig))).seconds * 1000);
   }
   report('inspect', inspect.g, inspect.s, 'ms');
 
@@ -170,39 +167,24 @@ try {
     });
     await pushFixture(small, src, `bench/many:t${i}`);
   }
-  const syncTimes = await fresh((dst) => {
-    timed(gantry('sync', `docker://${src.host}/bench/many`, `docker://${dst.host}/g`));
-    timed(
-      skopeo(
-        'sync',
-        '--src',
-        'docker',
-        '--dest',
-        'docker',
-        '--src-tls-verify=false',
-        '--dest-tls-verify=false',
-        `${src.host}/bench/many`,
-        `${dst.host}/s`,
-      ),
+  const syncTimes = await fresh(async (dst) => {
+    const gantrySync = gantry('sync', `docker://${src.host}/bench/many`, `docker://${dst.host}/g`);
+    const skopeoSync = skopeo(
+      'sync',
+      '--src',
+      'docker',
+      '--dest',
+      'docker',
+      ...insecure,
+      `${src.host}/bench/many`,
+      `${dst.host}/s`,
     );
+    await timed(gantrySync);
+    await timed(skopeoSync);
     const out = { g: [] as number[], s: [] as number[] };
     for (let i = 0; i < RUNS; i++) {
-      out.g.push(timed(gantry('sync', `docker://${src.host}/bench/many`, `docker://${dst.host}/g`)).seconds);
-      out.s.push(
-        timed(
-          skopeo(
-            'sync',
-            '--src',
-            'docker',
-            '--dest',
-            'docker',
-            '--src-tls-verify=false',
-            '--dest-tls-verify=false',
-            `${src.host}/bench/many`,
-            `${dst.host}/s`,
-          ),
-        ).seconds,
-      );
+      out.g.push((await timed(gantrySync)).seconds);
+      out.s.push((await timed(skopeoSync)).seconds);
     }
     return out;
   });
@@ -213,7 +195,7 @@ try {
       dir: join(work, 'huge'),
       tag: 'huge',
       layers: 1,
-      layerSize: 1024 * 1024 * 1024,
+      layerSize: 1 << 30,
       seed: 9,
     });
     const srcHuge = `docker://${await pushFixture(huge, src, 'bench/huge:v1')}`;

@@ -1,6 +1,10 @@
 // Bundles the CLI and the library into dist/ with esbuild: one file per entry point keeps `gantry` start-up
 // lean (one module graph to load, subcommands split into lazily loaded chunks).
+import { rm } from 'node:fs/promises';
 import { build } from 'esbuild';
+
+// Chunk names carry content hashes: start from an empty dist/ so stale chunks never pile up.
+await rm('dist', { recursive: true, force: true });
 
 await build({
   entryPoints: { cli: 'src/cli/main.ts', index: 'src/index.ts' },

@@ -8,7 +8,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, request } from './undici-parts.js';
 import { type ErrorCode, GantryError } from '../errors/index.js';
 import { isLoopbackRegistry } from '../reference/index.js';
 
@@ -54,8 +55,9 @@ export class Transport {
   /** One request, no retries; throws the raw undici/Node error on failure (see classifyFailure). */
   async send(url: URL, opts: SendOptions): Promise<ResponseData> {
     const dispatcher = url.protocol === 'https:' ? await this.agentFor(url.host) : await this.agentFor('');
-    return request(url, {
-      dispatcher,
+    return request(dispatcher, {
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
       method: opts.method as Dispatcher.HttpMethod,
       headers: { 'user-agent': this.options.userAgent, ...opts.headers },
       body: opts.body ?? null,

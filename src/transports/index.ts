@@ -59,18 +59,31 @@ export interface TransportContext {
   registry: RegistryClient;
 }
 
+// File transports are imported when used: a registry-only command then never loads tar handling.
 export async function openSource(ref: TransportReference, context: TransportContext): Promise<ImageSource> {
   switch (ref.transport) {
     case 'docker':
       return openRegistrySource(context.registry, ref.image);
     case 'oci':
-      return openOciLayoutSource({ dir: ref.path, ref: ref.ref, name: ref.text });
+      return (await import('./oci-layout.js')).openOciLayoutSource({
+        dir: ref.path,
+        ref: ref.ref,
+        name: ref.text,
+      });
     case 'oci-archive':
-      return openOciArchiveSource({ file: ref.path, ref: ref.ref, name: ref.text });
+      return (await import('./oci-archive.js')).openOciArchiveSource({
+        file: ref.path,
+        ref: ref.ref,
+        name: ref.text,
+      });
     case 'docker-archive':
-      return openDockerArchiveSource({ file: ref.path, ref: ref.ref, name: ref.text });
+      return (await import('./docker-archive.js')).openDockerArchiveSource({
+        file: ref.path,
+        ref: ref.ref,
+        name: ref.text,
+      });
     case 'dir':
-      return openDirSource({ dir: ref.path, name: ref.text });
+      return (await import('./dir.js')).openDirSource({ dir: ref.path, name: ref.text });
   }
 }
 
@@ -82,13 +95,25 @@ export async function openDestination(
     case 'docker':
       return openRegistryDestination(context.registry, ref.image);
     case 'oci':
-      return openOciLayoutDestination({ dir: ref.path, ref: ref.ref, name: ref.text });
+      return (await import('./oci-layout.js')).openOciLayoutDestination({
+        dir: ref.path,
+        ref: ref.ref,
+        name: ref.text,
+      });
     case 'oci-archive':
-      return openOciArchiveDestination({ file: ref.path, ref: ref.ref, name: ref.text });
+      return (await import('./oci-archive.js')).openOciArchiveDestination({
+        file: ref.path,
+        ref: ref.ref,
+        name: ref.text,
+      });
     case 'docker-archive':
-      return openDockerArchiveDestination({ file: ref.path, ref: ref.ref, name: ref.text });
+      return (await import('./docker-archive.js')).openDockerArchiveDestination({
+        file: ref.path,
+        ref: ref.ref,
+        name: ref.text,
+      });
     case 'dir':
-      return openDirDestination({ dir: ref.path, name: ref.text });
+      return (await import('./dir.js')).openDirDestination({ dir: ref.path, name: ref.text });
   }
 }
 
