@@ -107,18 +107,17 @@ class CopyRun {
     const { manifest } = parseManifest(top.bytes, top.mediaType, this.source.name);
     let written: RawManifest;
     let copiedDigests: string[];
-    if (isIndex(manifest)) {
-      if (this.options.all) {
-        ({ written, copiedDigests } = await this.copyIndex(top, manifest));
-      } else {
-        const child = this.selectPlatform(manifest);
-        const raw = await this.source.getManifest(child.digest);
-        written = await this.copyImageManifest(raw, { primary: !this.options.untagged });
-        copiedDigests = [raw.digest];
-      }
+    if (isIndex(manifest) && this.options.all) {
+      copiedDigests = [...manifest.manifests.map((d) => d.digest), top.digest];
+      written = (await this.alreadyThere(top)) ? top : (await this.copyIndex(top, manifest)).written;
     } else {
-      written = await this.copyImageManifest(top, { primary: !this.options.untagged });
-      copiedDigests = [top.digest];
+      const raw = isIndex(manifest)
+        ? await this.source.getManifest(this.selectPlatform(manifest).digest)
+        : top;
+      copiedDigests = [raw.digest];
+      written = (await this.alreadyThere(raw))
+        ? raw
+        : await this.copyImageManifest(raw, { primary: !this.options.untagged });
     }
     await this.copyAttachments(copiedDigests);
     return {
@@ -129,6 +128,18 @@ class CopyRun {
       manifests: this.manifests,
       attachments: this.attachments,
     };
+  }
+
+  /**
+   * True when the destination's name already points at exactly this manifest and no conversion is asked for:
+   * then nothing but attachments can be missing (blobs of a stored manifest are stored too).
+   */
+  private async alreadyThere(raw: RawManifest): Promise<boolean> {
+    if (this.options.untagged || !this.destination.storedDigest) return false;
+    if (this.targetFormat(raw.mediaType) !== formatOf(raw.mediaType)) return false;
+    if ((await this.destination.storedDigest()) !== raw.digest) return false;
+    this.logger.info(`${this.destination.name} already has ${raw.digest}; no blobs to copy`);
+    return true;
   }
 
   private selectPlatform(index: ImageIndex): Descriptor {
@@ -274,6 +285,14 @@ class CopyRun {
         );
       }
       for (const attachment of attachments) {
+        // A tag-schema attachment already under its tag is done. Referrers are always re-put (small, and
+        // putting one is what keeps a registry's referrers fallback index complete after an interrupted run).
+        if (
+          attachment.tag &&
+          (await this.destination.storedDigest?.(attachment.tag)) === attachment.descriptor.digest
+        ) {
+          continue;
+        }
         const raw = await this.source.getManifest(attachment.descriptor.digest);
         if (!this.destination.supportedManifestTypes.includes(raw.mediaType)) {
           this.logger.warn(

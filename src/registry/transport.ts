@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { Agent, request } from './undici-parts.js';
 import { type ErrorCode, GantryError } from '../errors/index.js';
 import { isLoopbackRegistry } from '../reference/index.js';
+import { Agent, request } from './undici-parts.js';
 
 export interface TransportOptions {
   tlsVerify: boolean;

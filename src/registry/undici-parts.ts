@@ -4,13 +4,16 @@
  * and mocks, which costs ~65 ms at every CLI start; these two modules load in a third of that.
  */
 import type { Agent as AgentClass, Dispatcher } from 'undici';
-import AgentModule from 'undici/lib/dispatcher/agent.js';
 import requestModule from 'undici/lib/api/api-request.js';
+import AgentModule from 'undici/lib/dispatcher/agent.js';
 
 export const Agent: typeof AgentClass = AgentModule;
 export type Agent = AgentClass;
 
 /** undici's `dispatcher.request(options)`, bound to an explicit dispatcher. */
-export function request(dispatcher: Dispatcher, options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+export function request(
+  dispatcher: Dispatcher,
+  options: Dispatcher.RequestOptions,
+): Promise<Dispatcher.ResponseData> {
   return requestModule.call(dispatcher, options);
 }

@@ -53,6 +53,9 @@ export interface SyncOptions {
   progress?: CopyProgress;
 }
 
+/** Digest comparisons in flight at once: HEAD requests, cheap for any registry. */
+const CHECK_CONCURRENCY = 16;
+
 export type SyncAction = 'copy' | 'up-to-date' | 'delete' | 'failed';
 
 export interface SyncItem {
@@ -105,15 +108,19 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
   const items: SyncItem[] = [];
   const failures: unknown[] = [];
   const verified = new Set<string>();
-  const limit = pLimit(destination.kind === 'bundle' ? 1 : Math.max(1, options.imageConcurrency ?? 3));
+  // Digest checks are two small requests per image and run wide; copies are limited separately (a bundle is
+  // one OCI layout whose index.json takes one writer at a time).
+  const checkLimit = pLimit(CHECK_CONCURRENCY);
+  const copyLimit = pLimit(destination.kind === 'bundle' ? 1 : Math.max(1, options.imageConcurrency ?? 3));
   let stop = false;
 
   const runOne = async (image: PlannedImage): Promise<void> => {
     if (stop) return;
     const destName = destinationName(destination, image.destRepository, image.tag);
     try {
-      const expected = await image.expectedDigest();
-      const current = await currentDigest(destination, image, bundleImages?.images);
+      const [expected, current] = await checkLimit(() =>
+        Promise.all([image.expectedDigest(), currentDigest(destination, image, bundleImages?.images)]),
+      );
       if (current === expected) {
         items.push({
           source: image.sourceName,
@@ -130,9 +137,10 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
         return;
       }
       if (options.source.kind === 'bundle' && image.bundleEntry) {
-        await verifyBundleImage(options.source.dir, image.bundleEntry, verified);
+        const entry = image.bundleEntry;
+        await copyLimit(() => verifyBundleImage((options.source as { dir: string }).dir, entry, verified));
       }
-      const result = await copyOne(image, destination, options);
+      const result = await copyLimit(() => copyOne(image, destination, options));
       if (bundleImages) {
         const entry: BundleEntry = {
           repository: image.destRepository,
@@ -153,7 +161,7 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
       if (!options.keepGoing) stop = true;
     }
   };
-  await Promise.all(mine.map((image) => limit(() => runOne(image))));
+  await Promise.all(mine.map((image) => runOne(image)));
   if (bundleImages && !options.dryRun)
     await writeBundleIndex((destination as { dir: string }).dir, bundleImages.images);
 

@@ -116,6 +116,11 @@ class RegistryDestination implements ImageDestination {
     await this.client.putManifest(this.location, reference, manifest);
   }
 
+  async storedDigest(reference?: string): Promise<string | undefined> {
+    const head = await this.client.headManifest(this.location, reference ?? manifestReference(this.ref));
+    return head?.digest;
+  }
+
   /** Registries make manifests visible as they are put; the engine puts the primary one last. */
   async commit(): Promise<void> {}
 

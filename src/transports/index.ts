@@ -6,11 +6,7 @@
 import { GantryError } from '../errors/index.js';
 import { type ImageReference, parseImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import { openDirDestination, openDirSource } from './dir.js';
 import { openRegistryDestination, openRegistrySource } from './docker.js';
-import { openDockerArchiveDestination, openDockerArchiveSource } from './docker-archive.js';
-import { openOciArchiveDestination, openOciArchiveSource } from './oci-archive.js';
-import { openOciLayoutDestination, openOciLayoutSource } from './oci-layout.js';
 import type { ImageDestination, ImageSource } from './types.js';
 
 export type TransportReference =

@@ -83,6 +83,11 @@ export interface ImageDestination {
   /** Stores one blob from a verified stream; see the contract above. */
   putBlob(descriptor: Descriptor, open: BlobOpener): Promise<void>;
   putManifest(manifest: RawManifest, options?: PutManifestOptions): Promise<void>;
+  /**
+   * Optional: the digest stored under `reference` (a tag or a digest; default: the destination's own name), or
+   * undefined. Lets the engine skip images and attachments that are already there with one request each.
+   */
+  storedDigest?(reference?: string): Promise<string | undefined>;
   /** Makes the written image visible. */
   commit(): Promise<void>;
   /** Discards whatever was written; safe to call after a partial failure. */
