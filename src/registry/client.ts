@@ -52,8 +52,6 @@ export interface RegistryClientOptions {
   retryBaseDelayMs?: number;
   /** Headers timeout and body idle timeout; default 120 000. */
   requestTimeoutMs?: number;
-  /** Not used by the client itself; callers size their parallelism with it. */
-  concurrency?: number;
   userAgent?: string;
   logger?: Logger;
 }

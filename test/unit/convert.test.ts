@@ -1,7 +1,6 @@
 // Tests for OCI <-> Docker v2s2 manifest and index conversion: media types, untouched bytes, refusals, digests.
 import { describe, expect, it } from 'vitest';
 import { convertImageManifest, convertIndex, formatOf } from '../../src/copy/convert.js';
-import { GantryError } from '../../src/errors/index.js';
 import {
   type Descriptor,
   encodeManifest,
@@ -11,6 +10,7 @@ import {
   type RawManifest,
   sha256Digest,
 } from '../../src/oci/index.js';
+import { thrown } from '../support/thrown.js';
 
 const config: Descriptor = { mediaType: MediaType.ociConfig, digest: sha256Digest('config'), size: 6 };
 const layer = (mediaType: string, name: string): Descriptor => ({
@@ -26,16 +26,6 @@ function raw(m: ImageManifest | ImageIndex): RawManifest {
 
 function ociImage(layers: Descriptor[], extra: Partial<ImageManifest> = {}): ImageManifest {
   return { schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers, ...extra };
-}
-
-function thrown(fn: () => unknown): GantryError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(GantryError);
-    return err as GantryError;
-  }
-  throw new Error('expected a GantryError');
 }
 
 describe('formatOf', () => {

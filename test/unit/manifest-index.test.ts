@@ -1,8 +1,8 @@
 // Tests for buildIndex, the pure step of `manifest create`: platform conflicts, dedup, formats, annotations.
 import { describe, expect, it } from 'vitest';
-import { GantryError } from '../../src/errors/index.js';
 import { buildIndex } from '../../src/manifest/index.js';
 import { type Descriptor, type ImageIndex, MediaType, sha256Digest } from '../../src/oci/index.js';
+import { thrown } from '../support/thrown.js';
 
 const image = (name: string, platform?: string): Descriptor => {
   const d: Descriptor = { mediaType: MediaType.ociManifest, digest: sha256Digest(name), size: 500 };
@@ -12,16 +12,6 @@ const image = (name: string, platform?: string): Descriptor => {
   }
   return d;
 };
-
-function thrown(fn: () => unknown): GantryError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(GantryError);
-    return err as GantryError;
-  }
-  throw new Error('expected a GantryError');
-}
 
 describe('buildIndex', () => {
   it('builds an OCI index whose digest is the sha256 of its bytes', () => {

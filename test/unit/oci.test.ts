@@ -1,6 +1,5 @@
 // Tests for manifest parsing (type detection, schema1 refusal, descriptor validation) and platform matching.
 import { describe, expect, it } from 'vitest';
-import { GantryError } from '../../src/errors/index.js';
 import {
   assertDigest,
   digestAlgorithm,
@@ -14,21 +13,12 @@ import {
   platformMatches,
   sha256Digest,
 } from '../../src/oci/index.js';
+import { thrown } from '../support/thrown.js';
 
 const desc = (mediaType: string) => ({ mediaType, digest: sha256Digest(mediaType), size: 3 });
 const image = { schemaVersion: 2, config: desc(MediaType.ociConfig), layers: [desc(MediaType.ociLayerGzip)] };
 const index = { schemaVersion: 2, manifests: [desc(MediaType.ociManifest)] };
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
-
-function thrown(fn: () => unknown): GantryError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(GantryError);
-    return err as GantryError;
-  }
-  throw new Error('expected a GantryError');
-}
 
 describe('parseManifest: media type detection', () => {
   const cases: [string, unknown, string | undefined, string][] = [

@@ -1,17 +1,7 @@
 // Tests for the sync YAML parser (errors name the file and key), tag selection and CI sharding.
 import { describe, expect, it } from 'vitest';
-import { GantryError } from '../../src/errors/index.js';
 import { parseShard, parseSyncYaml, selectTags, shardOf } from '../../src/sync/config.js';
-
-function thrown(fn: () => unknown): GantryError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(GantryError);
-    return err as GantryError;
-  }
-  throw new Error('expected a GantryError');
-}
+import { thrown } from '../support/thrown.js';
 
 describe('parseSyncYaml', () => {
   it('reads images, regex and semver selectors with per-registry settings', () => {
