@@ -6,6 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GantryError, isGantryError } from '../errors/index.js';
 import {
   ACCEPTED_MANIFEST_TYPES,
@@ -61,6 +62,8 @@ const MANIFEST_LIMIT = 4 * 1024 * 1024;
 /** Tag lists and referrer indexes are JSON bodies too, but may legitimately be large. */
 const LISTING_LIMIT = 16 * 1024 * 1024;
 const MAX_TAG_PAGES = 10_000;
+/** Manifest PUTs tried when the registry briefly does not see blobs just linked (see putManifest). */
+const BLOB_UNKNOWN_ATTEMPTS = 4;
 
 export class RegistryClient {
   private readonly transport: Transport;
@@ -163,16 +166,24 @@ export class RegistryClient {
         { subject },
       );
     }
-    const res = await this.http.request({
-      registry: repo.registry,
-      method: 'PUT',
-      path: manifestPath(repo, reference),
-      headers: { 'content-type': manifest.mediaType },
-      body: manifest.bytes,
-      scopes: pullPush(repo),
-    });
-    if (res.status !== 201 && res.status !== 200 && res.status !== 204) {
-      throw await this.http.errorFor(res, subject, 'PUT manifest');
+    let res: RegistryResponse;
+    for (let attempt = 1; ; attempt++) {
+      res = await this.http.request({
+        registry: repo.registry,
+        method: 'PUT',
+        path: manifestPath(repo, reference),
+        headers: { 'content-type': manifest.mediaType },
+        body: manifest.bytes,
+        scopes: pullPush(repo),
+      });
+      if (res.status === 201 || res.status === 200 || res.status === 204) break;
+      const error = await this.http.errorFor(res, subject, 'PUT manifest');
+      // distribution's filesystem storage rewrites a repository's blob links in place, so while concurrent
+      // copies mount or upload the same blob into one repository a link can read empty for a moment and the
+      // manifest is refused with MANIFEST_BLOB_UNKNOWN. Seen with 10 parallel copies; a short wait clears it.
+      if (!error.message.includes('MANIFEST_BLOB_UNKNOWN') || attempt >= BLOB_UNKNOWN_ATTEMPTS) throw error;
+      this.logger.warn(`${subject}: registry did not see the manifest's blobs yet; retrying (${attempt})`);
+      await sleep(attempt * 250);
     }
     await res.body.dump();
     const stored = res.header('docker-content-digest');

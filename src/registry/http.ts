@@ -307,10 +307,11 @@ export class RegistryHttp {
 
 function errorCode(status: number, codes: readonly string[]): ErrorCode {
   const has = (...names: string[]) => codes.some((c) => names.includes(c));
-  if (has('DIGEST_INVALID')) return 'DIGEST_MISMATCH';
-  if (has('SIZE_INVALID')) return 'SIZE_MISMATCH';
+  // Checked first: distribution adds DIGEST_INVALID next to each MANIFEST_BLOB_UNKNOWN of a manifest PUT.
   if (has('MANIFEST_INVALID', 'MANIFEST_UNVERIFIED', 'MANIFEST_BLOB_UNKNOWN', 'TAG_INVALID'))
     return 'MANIFEST_INVALID';
+  if (has('DIGEST_INVALID')) return 'DIGEST_MISMATCH';
+  if (has('SIZE_INVALID')) return 'SIZE_MISMATCH';
   if (status === 401 || status === 403 || has('UNAUTHORIZED', 'DENIED')) return 'UNAUTHORIZED';
   if (status === 429 || has('TOOMANYREQUESTS')) return 'RATE_LIMITED';
   if (status === 404) return 'NOT_FOUND';

@@ -71,6 +71,20 @@ describe('registry to registry', () => {
     expect(again.blobs.copied).toBe(0);
   });
 
+  it('parallel copies sharing blobs into one new repository all land (distribution link race)', async () => {
+    // distribution 2.8 rewrites blob links in place; concurrent mounts of the same blobs into one repository
+    // made manifest PUTs fail with MANIFEST_BLOB_UNKNOWN until the client retried them.
+    const tags = Array.from({ length: 10 }, (_, i) => `p${i}`);
+    const results = await Promise.all(
+      tags.map((tag) =>
+        gantry(['copy', `docker://${imageRef}`, `docker://${registry.host}/dst/parallel:${tag}`]),
+      ),
+    );
+    for (const result of results) expect(result.code, result.stderr).toBe(0);
+    for (const tag of tags)
+      expect(await skopeoDigest(`docker://${registry.host}/dst/parallel:${tag}`)).toBe(image.digest);
+  });
+
   it('copies every platform with --all, keeping the index digest', async () => {
     const dest = `docker://${registry.host}/dst/index:all`;
     await gantryOk(['copy', '--all', `docker://${indexRef}`, dest]);
