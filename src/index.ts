@@ -20,7 +20,8 @@ export {
 } from './registry/credentials.js';
 export { RegistryClient, type RegistryClientOptions } from './registry/index.js';
 export type { Credential, CredentialResolver, RepoLocation } from './registry/types.js';
-export { parseSyncYaml, type SyncOptions, type SyncReport, sync } from './sync/index.js';
+export { type SyncOptions, type SyncReport, sync } from './sync/index.js';
+export { parseSyncYaml } from './sync/yaml.js';
 export {
   openDestination,
   openSource,

@@ -4,7 +4,6 @@
  * `credentials`). Pure: parsing and tag selection only; listing tags is the caller's job.
  */
 import semver from 'semver';
-import { parse as parseYaml } from 'yaml';
 import { GantryError } from '../errors/index.js';
 import { parseImageReference } from '../reference/index.js';
 
@@ -46,17 +45,11 @@ function fail(file: string, message: string): never {
   throw new GantryError('INVALID_ARGUMENT', message, { subject: file });
 }
 
-/** Parses a skopeo sync YAML document. `file` is only used to name the input in errors. */
-export function parseSyncYaml(text: string, file: string): SyncSourceRepo[] {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (cause) {
-    throw new GantryError('INVALID_ARGUMENT', `not valid YAML: ${(cause as Error).message}`, {
-      subject: file,
-      cause,
-    });
-  }
+/**
+ * Reads a skopeo sync document once parsed from YAML (see sync/yaml.ts). `file` is only used to name the input
+ * in errors.
+ */
+export function parseSyncConfig(doc: unknown, file: string): SyncSourceRepo[] {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     fail(file, 'expected a map of registries');
   const repos: SyncSourceRepo[] = [];

@@ -23,7 +23,7 @@ import {
 } from './bundle.js';
 import { type SyncSourceRepo, selectTags, shardOf } from './config.js';
 
-export { parseShard, parseSyncYaml, type SyncSourceRepo, type TagSelector } from './config.js';
+export { parseShard, parseSyncConfig, type SyncSourceRepo, type TagSelector } from './config.js';
 
 export type SyncSource =
   | { kind: 'registry'; repos: SyncSourceRepo[]; clientFor: (repo: SyncSourceRepo) => RegistryClient }

@@ -1,6 +1,7 @@
 // Tests for the sync YAML parser (errors name the file and key), tag selection and CI sharding.
 import { describe, expect, it } from 'vitest';
-import { parseShard, parseSyncYaml, selectTags, shardOf } from '../../src/sync/config.js';
+import { parseShard, selectTags, shardOf } from '../../src/sync/config.js';
+import { parseSyncYaml } from '../../src/sync/yaml.js';
 import { thrown } from '../support/thrown.js';
 
 describe('parseSyncYaml', () => {

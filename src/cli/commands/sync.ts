@@ -9,7 +9,7 @@ import { parsePlatform } from '../../oci/index.js';
 import { parseImageReference } from '../../reference/index.js';
 import { createCredentialResolver } from '../../registry/credentials.js';
 import { RegistryClient } from '../../registry/index.js';
-import { parseShard, parseSyncYaml, type SyncSource, type SyncSourceRepo, sync } from '../../sync/index.js';
+import { parseShard, type SyncSource, type SyncSourceRepo, sync } from '../../sync/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
@@ -160,6 +160,7 @@ async function readYaml(file: string): Promise<SyncSourceRepo[]> {
   const text = await readFile(file, 'utf8').catch((err: unknown) => {
     throw asGantryError(err, 'IO', 'cannot read sync file', file);
   });
+  const { parseSyncYaml } = await import('../../sync/yaml.js');
   return parseSyncYaml(text, file);
 }
 
