@@ -44,6 +44,19 @@ export async function makeServerCerts(dir: string): Promise<ServerCerts> {
   return { caCertPath: p('ca.crt'), certPath: p('server.crt'), keyPath: p('server.key') };
 }
 
+/** Writes client.cert/client.key (signed by the CA in `dir`, for mutual TLS) into `dir`. */
+export async function makeClientCert(dir: string): Promise<{ certPath: string; keyPath: string }> {
+  const p = (name: string) => join(dir, name);
+  // biome-ignore format: openssl arguments read best as one command line
+  await run('openssl', ['req', '-new', ...EC_KEY, '-keyout', p('client.key'), '-out', p('client.csr'),
+    '-subj', '/CN=gantry test client']);
+  await writeFile(p('client.ext'), 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
+  // biome-ignore format: openssl arguments read best as one command line
+  await run('openssl', ['x509', '-req', '-in', p('client.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'),
+    '-CAcreateserial', '-out', p('client.cert'), '-days', '2', '-extfile', p('client.ext')]);
+  return { certPath: p('client.cert'), keyPath: p('client.key') };
+}
+
 /** A self-signed EC P-256 certificate for signing registry tokens; the registry trusts it as its root. */
 export async function makeSigningCert(dir: string): Promise<SigningCert> {
   const certPath = join(dir, 'token-signing.crt');

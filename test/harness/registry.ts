@@ -11,7 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { makeServerCerts, makeSigningCert } from './certs.js';
+import { makeClientCert, makeServerCerts, makeSigningCert } from './certs.js';
 import { deathSignalPrefix, freePort, run, trackChild, trackTempDir, waitFor } from './procs.js';
 import { startTokenServer, type TokenServer } from './token-server.js';
 
@@ -92,10 +92,16 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     (config.http as Record<string, unknown>).tls = {
       certificate: serverCerts.certPath,
       key: serverCerts.keyPath,
+      ...(opts.clientCerts ? { clientcas: [serverCerts.caCertPath] } : {}),
     };
     const certDir = join(dataDir, 'certs.d');
     await mkdir(join(certDir, host), { recursive: true });
     await writeFile(join(certDir, host, 'ca.crt'), await readFile(serverCerts.caCertPath));
+    if (opts.clientCerts) {
+      const client = await makeClientCert(dataDir);
+      await writeFile(join(certDir, host, 'client.cert'), await readFile(client.certPath));
+      await writeFile(join(certDir, host, 'client.key'), await readFile(client.keyPath));
+    }
     reg.caCertPath = serverCerts.caCertPath;
     reg.certDir = certDir;
   }
@@ -138,7 +144,15 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   const configPath = join(dataDir, 'config.yml');
   await writeFile(configPath, stringify(config));
   const logPath = join(dataDir, 'registry.log');
-  const caPem = serverCerts ? await readFile(serverCerts.caCertPath) : undefined;
+  const probeTls: ProbeTls | undefined = serverCerts && {
+    ca: await readFile(serverCerts.caCertPath),
+    ...(opts.clientCerts && reg.certDir
+      ? {
+          cert: await readFile(join(reg.certDir, host, 'client.cert')),
+          key: await readFile(join(reg.certDir, host, 'client.key')),
+        }
+      : {}),
+  };
 
   let child: ChildProcess | undefined;
 
@@ -185,7 +199,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     const ready = await waitFor(
       async () => {
         if (proc.exitCode !== null || proc.signalCode !== null) return true;
-        return (await probe(reg.url, caPem)) !== undefined;
+        return (await probe(reg.url, probeTls)) !== undefined;
       },
       { timeoutMs: STARTUP_TIMEOUT_MS },
     );
@@ -215,11 +229,17 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
 }
 
 /** GET /v2/ → status code (200, or 401 when auth is on), or undefined when nothing answers yet. */
-function probe(baseUrl: string, ca: Buffer | undefined): Promise<number | undefined> {
+interface ProbeTls {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+function probe(baseUrl: string, tls: ProbeTls | undefined): Promise<number | undefined> {
   return new Promise((resolve) => {
     const url = new URL('/v2/', baseUrl);
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = request(url, { method: 'GET', timeout: 1000, ...(ca ? { ca } : {}) }, (res) => {
+    const req = request(url, { method: 'GET', timeout: 1000, ...tls }, (res) => {
       res.resume();
       resolve(res.statusCode);
     });

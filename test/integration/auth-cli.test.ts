@@ -2,7 +2,7 @@
  * Authentication and TLS through the CLI against real registries: htpasswd Basic, token (Bearer with
  * repository scopes) and TLS with a generated CA; login/logout write the auth file the other tools read.
  */
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,5 +133,35 @@ describe('TLS with a generated CA', () => {
     expect((JSON.parse(stdout) as { Digest: string }).Digest).toBe(image.digest);
     // --tls-verify=false still speaks TLS but accepts the unknown CA.
     await gantryOk(['inspect', '--tls-verify=false', ref]);
+  });
+});
+
+describe('mutual TLS', () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startRegistry({ tls: true, clientCerts: true });
+  });
+  afterAll(async () => {
+    await registry?.stop();
+  });
+
+  it('presents client.cert/client.key from --dest-cert-dir, and is refused without them', async () => {
+    const ref = `docker://${registry.host}/mtls/app:v1`;
+    const caOnly = join(work, 'ca-only');
+    await mkdir(caOnly, { recursive: true });
+    await writeFile(join(caOnly, 'ca.crt'), await readFile(registry.caCertPath!));
+    const refused = await gantry(['copy', '--dest-cert-dir', caOnly, `oci:${image.layoutDir}:v1`, ref]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(registry.host);
+    await gantryOk([
+      'copy',
+      '--dest-cert-dir',
+      join(registry.certDir!, registry.host),
+      `oci:${image.layoutDir}:v1`,
+      ref,
+    ]);
+    // The containers certs.d layout works too: --cert-dir pointing at the parent with a host directory.
+    const info = await gantryOk(['inspect', '--cert-dir', registry.certDir!, ref]);
+    expect((JSON.parse(info.stdout) as { Digest: string }).Digest).toBe(image.digest);
   });
 });
