@@ -212,7 +212,17 @@ export class RegistryHttp {
         await sleep(delay, undefined, { signal: init.signal });
         return 'retry';
       }
-      throw transportError(err, kind, registry, `${init.method} ${url.pathname}`);
+      const error = transportError(err, kind, registry, `${init.method} ${url.pathname}`);
+      if (url.protocol === 'https:' && hasCode(err, 'UND_ERR_SOCKET')) {
+        // TLS 1.3 servers that require a client certificate accept the handshake and then close the
+        // connection, which looks like any dropped connection; say what usually causes it.
+        throw new GantryError(
+          error.code,
+          `${init.method} ${url.pathname}: ${describeFailure(err)}; if the registry requires a client certificate, put client.cert and client.key in --cert-dir`,
+          { subject: registry, cause: err },
+        );
+      }
+      throw error;
     }
     const res = wrapResponse(raw, url);
     this.noteRateLimit(registry, res);
