@@ -21,6 +21,10 @@ export type ErrorCode =
   | 'NO_MATCHING_PLATFORM'
   | 'CREDENTIAL_HELPER' // a docker-credential-* helper failed
   | 'NATIVE' // the native addon failed to load or run
+  | 'SIGNATURE_INVALID' // a signature or attestation does not verify, or its payload names something else
+  | 'UNTRUSTED_SIGNER' // it verifies, but not with the expected key, identity or issuer
+  | 'NO_SIGNATURES' // the image has no signatures or attestations of the kind asked for
+  | 'KEY_INVALID' // a key file cannot be read or decrypted (wrong password, unknown format)
   | 'INTERNAL';
 
 export interface ErrorContext {
