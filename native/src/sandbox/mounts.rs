@@ -1,0 +1,123 @@
+//! Everything mounted into the root filesystem before pivot_root: /proc for the new PID namespace, /dev from
+//! the host's harmless device nodes, /dev/shm, the host's resolv.conf and hosts, and the user's volumes.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::spec::{Network, Spec};
+use super::sys::{self, Result};
+
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+fn inside(root: &Path, container_path: &str) -> PathBuf {
+  root.join(container_path.trim_start_matches('/'))
+}
+
+/// Resolves a mount target that already exists. Before pivot_root the kernel follows an image's absolute
+/// symlinks (`/etc/resolv.conf -> /run/...`) against the host's root, so a target that resolves outside the
+/// rootfs is refused.
+fn confined(root: &Path, target: &Path, what: &str) -> Result<PathBuf> {
+  let resolved = target.canonicalize().map_err(|e| format!("{}: {e}", target.display()))?;
+  if !resolved.starts_with(root) {
+    return Err(format!("{what} resolves outside the container's root filesystem"));
+  }
+  Ok(resolved)
+}
+
+/// Creates a directory below `root`, refusing when an existing part of the path is a symlink leading out.
+fn ensure_dir(root: &Path, p: &Path) -> Result<()> {
+  let mut existing = p;
+  while fs::symlink_metadata(existing).is_err() {
+    existing = existing.parent().ok_or_else(|| format!("{} has no existing parent", p.display()))?;
+  }
+  confined(root, existing, &p.display().to_string())?;
+  fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()))
+}
+
+/// Makes `p` a regular file to bind onto; a symlink there (often dangling, e.g. /etc/resolv.conf) is replaced.
+fn ensure_file(root: &Path, p: &Path) -> Result<()> {
+  if let Some(parent) = p.parent() {
+    ensure_dir(root, parent)?;
+  }
+  match fs::symlink_metadata(p) {
+    Ok(m) if m.file_type().is_symlink() => {
+      fs::remove_file(p).map_err(|e| format!("removing {}: {e}", p.display()))?;
+    }
+    Ok(_) => return Ok(()),
+    Err(_) => {}
+  }
+  fs::File::create(p).map_err(|e| format!("creating {}: {e}", p.display()))?;
+  Ok(())
+}
+
+fn bind(source: &Path, target: &Path, readonly: bool) -> Result<()> {
+  let src = source.to_str().ok_or_else(|| format!("{source:?} is not UTF-8"))?;
+  sys::mount(src, target, None, libc::MS_BIND | libc::MS_REC, None)?;
+  if readonly {
+    let locked = sys::locked_mount_flags(target)?;
+    sys::mount("none", target, None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked, None)?;
+  }
+  Ok(())
+}
+
+/// /proc is mounted by PID 1 of the new namespace so it shows that namespace. Where the host's /proc is
+/// partly masked (nested containers) the kernel refuses a fresh one; gantry then says so instead of binding
+/// the host's, which would show every host process.
+fn mount_proc(root: &Path) -> Result<()> {
+  let target = inside(root, "/proc");
+  ensure_dir(root, &target)?;
+  let target = confined(root, &target, "/proc")?;
+  sys::mount("proc", &target, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
+}
+
+fn mount_dev(root: &Path) -> Result<()> {
+  let dev = inside(root, "/dev");
+  ensure_dir(root, &dev)?;
+  let dev = confined(root, &dev, "/dev")?;
+  for name in DEVICES {
+    let host = Path::new("/dev").join(name);
+    // A CI job may have no controlling terminal device at all.
+    if !host.exists() {
+      continue;
+    }
+    let target = dev.join(name);
+    ensure_file(root, &target)?;
+    bind(&host, &confined(root, &target, &format!("/dev/{name}"))?, false)?;
+  }
+  let shm = dev.join("shm");
+  ensure_dir(root, &shm)?;
+  sys::mount("shm", &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("mode=1777,size=65536k"))?;
+  for (name, to) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    let link = dev.join(name);
+    if fs::symlink_metadata(&link).is_err() {
+      std::os::unix::fs::symlink(to, &link).map_err(|e| format!("symlink {}: {e}", link.display()))?;
+    }
+  }
+  Ok(())
+}
+
+fn mount_volumes(root: &Path, spec: &Spec) -> Result<()> {
+  for m in &spec.mounts {
+    let source = Path::new(&m.source);
+    let target = inside(root, &m.destination);
+    if source.is_dir() { ensure_dir(root, &target)? } else { ensure_file(root, &target)? }
+    bind(source, &confined(root, &target, &m.destination)?, m.readonly)?;
+  }
+  Ok(())
+}
+
+pub fn setup(spec: &Spec) -> Result<()> {
+  let root = &Path::new(&spec.rootfs.target).canonicalize().map_err(|e| format!("{}: {e}", spec.rootfs.target))?;
+  mount_proc(root)?;
+  mount_dev(root)?;
+  if spec.network == Network::Host {
+    for file in ["/etc/resolv.conf", "/etc/hosts"] {
+      let host = Path::new(file);
+      if host.exists() {
+        let target = inside(root, file);
+        ensure_file(root, &target)?;
+        bind(host, &confined(root, &target, file)?, true)?;
+      }
+    }
+  }
+  mount_volumes(root, spec)
+}

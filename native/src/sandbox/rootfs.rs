@@ -1,0 +1,116 @@
+//! Assembles the container's root filesystem inside its mount namespace: overlayfs (lowerdirs = the unpacked
+//! layers, upperdir = this run's changes), fuse-overlayfs, or a plain copy of the layers when neither mounts.
+use std::fs;
+use std::os::unix::fs::{lchown, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use super::spec::{Isolation, Rootfs, RootfsMode};
+use super::sys::{self, Result};
+
+/// overlayfs takes the topmost lower first; gantry's spec lists layers base first.
+fn overlay_options(rootfs: &Rootfs) -> Result<String> {
+  for p in rootfs.layers.iter().chain([&rootfs.upper, &rootfs.work]) {
+    if p.contains([',', ':']) {
+      return Err(format!("overlay paths cannot contain ',' or ':': {p}"));
+    }
+  }
+  let lower: Vec<&str> = rootfs.layers.iter().rev().map(String::as_str).collect();
+  Ok(format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), rootfs.upper, rootfs.work))
+}
+
+pub fn mount_rootfs(rootfs: &Rootfs, isolation: Isolation) -> Result<()> {
+  let target = Path::new(&rootfs.target);
+  match rootfs.mode {
+    RootfsMode::Overlay => {
+      let mut opts = overlay_options(rootfs)?;
+      // Inside a user namespace overlayfs may not set trusted.* xattrs; user.overlay.* ones work.
+      if isolation == Isolation::Rootless {
+        opts.push_str(",userxattr");
+      }
+      sys::mount("overlay", target, Some("overlay"), 0, Some(&opts))
+    }
+    RootfsMode::FuseOverlayfs => {
+      let out = Command::new("fuse-overlayfs")
+        .args(["-o", &overlay_options(rootfs)?, &rootfs.target])
+        .output()
+        .map_err(|e| format!("fuse-overlayfs: {e}"))?;
+      if !out.status.success() {
+        return Err(format!("fuse-overlayfs failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+      }
+      Ok(())
+    }
+    RootfsMode::Copy => {
+      for layer in &rootfs.layers {
+        copy_tree(Path::new(layer), target)?;
+      }
+      // pivot_root needs a mount point.
+      sys::mount(&rootfs.target, target, None, libc::MS_BIND | libc::MS_REC, None)
+    }
+  }
+}
+
+fn is_whiteout(meta: &fs::Metadata) -> bool {
+  meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn is_opaque(dir: &Path) -> bool {
+  ["trusted.overlay.opaque", "user.overlay.opaque"].iter().any(|name| {
+    let (Ok(p), Ok(n)) = (sys::path_cstr(dir), sys::cstr(name)) else { return false };
+    let mut v = [0u8; 1];
+    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), v.as_mut_ptr() as *mut libc::c_void, 1) };
+    len == 1 && v[0] == b'y'
+  })
+}
+
+fn remove_any(path: &Path) -> Result<()> {
+  match fs::symlink_metadata(path) {
+    Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+    Ok(_) => fs::remove_file(path),
+    Err(_) => Ok(()),
+  }
+  .map_err(|e| format!("removing {}: {e}", path.display()))
+}
+
+/// Applies one layer directory (overlay format: 0/0 character devices are whiteouts, opaque xattrs hide
+/// what lies below) on top of `dst`. Ownership and modes are kept; we are root in the namespace.
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+  let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+  for entry in fs::read_dir(src).map_err(|e| io("reading", src, e))? {
+    let entry = entry.map_err(|e| io("reading", src, e))?;
+    let (from, to) = (entry.path(), dst.join(entry.file_name()));
+    let meta = fs::symlink_metadata(&from).map_err(|e| io("stat", &from, e))?;
+    let existing = fs::symlink_metadata(&to).ok();
+    if is_whiteout(&meta) {
+      remove_any(&to)?;
+      continue;
+    }
+    if meta.is_dir() {
+      if existing.as_ref().is_some_and(|m| !m.is_dir()) || (existing.is_some() && is_opaque(&from)) {
+        remove_any(&to)?;
+      }
+      if !to.exists() {
+        fs::create_dir(&to).map_err(|e| io("mkdir", &to, e))?;
+      }
+      copy_tree(&from, &to)?;
+    } else {
+      if existing.is_some() {
+        remove_any(&to)?;
+      }
+      if meta.file_type().is_symlink() {
+        let link = fs::read_link(&from).map_err(|e| io("readlink", &from, e))?;
+        std::os::unix::fs::symlink(&link, &to).map_err(|e| io("symlink", &to, e))?;
+      } else if meta.is_file() {
+        fs::copy(&from, &to).map_err(|e| io("copying", &from, e))?;
+      } else {
+        // Sockets, fifos and devices are not carried by copy mode.
+        continue;
+      }
+    }
+    lchown(&to, Some(meta.uid()), Some(meta.gid())).map_err(|e| io("chown", &to, e))?;
+    if !meta.file_type().is_symlink() {
+      fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(|e| io("chmod", &to, e))?;
+    }
+  }
+  Ok(())
+}
