@@ -1,0 +1,73 @@
+/** `gantry sign IMAGE --key KEY`: signs an image by digest in cosign's legacy `.sig` form and as a bundle referrer. */
+import { GantryError } from '../../errors/index.js';
+import { parseAnnotations, parseSignReference } from '../../sign/args.js';
+import { readPrivateKeyFile } from '../../sign/key-files.js';
+import { KeySigner } from '../../sign/keys.js';
+import { type SignatureFormat, signImage } from '../../sign/sign.js';
+import { parseArgs } from '../args.js';
+import type { Command } from '../command.js';
+import { createOutput } from '../output.js';
+import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+
+const flags = {
+  key: { type: 'string', valueName: 'FILE', description: 'private key (cosign.key, or a PEM EC P-256 key)' },
+  'passphrase-file': {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'password of the key (default: COSIGN_PASSWORD, else a prompt)',
+  },
+  annotations: {
+    type: 'string',
+    short: 'a',
+    multiple: true,
+    valueName: 'KEY=VALUE',
+    description: 'extra signed claim (repeatable)',
+  },
+  format: {
+    type: 'string',
+    valueName: 'legacy|bundle|both',
+    description: 'where to store the signature: .sig tag, bundle referrer, or both (default)',
+  },
+  ...registryFlags(''),
+  ...commonFlags,
+} as const;
+
+const FORMATS: readonly string[] = ['legacy', 'bundle', 'both'];
+
+export const command: Command = {
+  summary: 'sign an image with a key (cosign .sig and sigstore bundle)',
+  usage: 'sign [flags] --key FILE IMAGE   (IMAGE: host/repo:tag, host/repo@sha256:..., docker://...)',
+  flags,
+  async run(argv) {
+    const { flags: f, positionals } = parseArgs(argv, flags);
+    if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'sign needs exactly one IMAGE');
+    if (!f.key) throw new GantryError('INVALID_ARGUMENT', 'sign needs --key FILE');
+    const format = f.format ?? 'both';
+    if (!FORMATS.includes(format)) {
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `--format must be legacy, bundle or both, got ${JSON.stringify(format)}`,
+      );
+    }
+    const reference = parseSignReference(positionals[0] as string);
+    const annotations = parseAnnotations(f.annotations);
+    const key = await readPrivateKeyFile(f.key, { passphraseFile: f['passphrase-file'] });
+    const out = createOutput({ quiet: f.quiet, json: f.json });
+    const client = registryClientFromFlags(f, '', out.logger);
+    try {
+      const result = await signImage({
+        client,
+        reference,
+        signer: new KeySigner(key),
+        annotations,
+        format: format as SignatureFormat,
+        logger: out.logger,
+      });
+      if (f.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      return 0;
+    } finally {
+      out.finish();
+      await client.close();
+    }
+  },
+};

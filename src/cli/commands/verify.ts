@@ -1,0 +1,92 @@
+/** `gantry verify IMAGE --key KEY`: checks an image's signatures in both cosign storage forms. */
+import { GantryError } from '../../errors/index.js';
+import { parseAnnotations, parseSignReference } from '../../sign/args.js';
+import { readPublicKeyFile } from '../../sign/key-files.js';
+import { assertVerified, type StoredForm, verifyImage } from '../../sign/verify.js';
+import { parseArgs } from '../args.js';
+import type { Command } from '../command.js';
+import { createOutput } from '../output.js';
+import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+
+const flags = {
+  key: { type: 'string', valueName: 'FILE', description: 'public key (cosign.pub)' },
+  annotations: {
+    type: 'string',
+    short: 'a',
+    multiple: true,
+    valueName: 'KEY=VALUE',
+    description: 'require this signed annotation (repeatable)',
+  },
+  identity: {
+    type: 'string',
+    valueName: 'HOST/REPO',
+    description: "repository the signatures must name (default: the image's own, e.g. a mirror's source)",
+  },
+  format: {
+    type: 'string',
+    valueName: 'legacy|bundle|both',
+    description: 'which stored forms to check (default both)',
+  },
+  output: { type: 'string', short: 'o', valueName: 'text|json', description: 'output format (default text)' },
+  ...registryFlags(''),
+  ...commonFlags,
+} as const;
+
+const FORMS: Record<string, StoredForm[]> = {
+  legacy: ['legacy'],
+  bundle: ['bundle'],
+  both: ['legacy', 'bundle'],
+};
+
+export const command: Command = {
+  summary: "verify an image's signatures with a key (cosign .sig and sigstore bundles)",
+  usage: 'verify [flags] --key FILE IMAGE',
+  flags,
+  async run(argv) {
+    const { flags: f, positionals } = parseArgs(argv, flags);
+    if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'verify needs exactly one IMAGE');
+    if (!f.key) throw new GantryError('INVALID_ARGUMENT', 'verify needs --key FILE');
+    const forms = FORMS[f.format ?? 'both'];
+    if (!forms) {
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `--format must be legacy, bundle or both, got ${JSON.stringify(f.format)}`,
+      );
+    }
+    const output = f.output ?? (f.json ? 'json' : 'text');
+    if (output !== 'text' && output !== 'json') {
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `--output must be text or json, got ${JSON.stringify(output)}`,
+      );
+    }
+    const reference = parseSignReference(positionals[0] as string);
+    const publicKey = await readPublicKeyFile(f.key);
+    const out = createOutput({ quiet: f.quiet, json: output === 'json' });
+    const client = registryClientFromFlags(f, '', out.logger);
+    try {
+      const result = await verifyImage({
+        client,
+        reference,
+        publicKey,
+        annotations: parseAnnotations(f.annotations),
+        identity: f.identity,
+        forms,
+      });
+      if (output === 'json') process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      assertVerified(result);
+      if (output === 'text') {
+        for (const v of result.verified) {
+          process.stdout.write(`Verified ${result.reference}: ${v.form} signature ${v.source}\n`);
+        }
+        for (const r of result.rejected) {
+          out.logger.warn(`ignored ${r.form} signature ${r.source}: ${r.reason}: ${r.message}`);
+        }
+      }
+      return 0;
+    } finally {
+      out.finish();
+      await client.close();
+    }
+  },
+};

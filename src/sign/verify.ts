@@ -1,0 +1,116 @@
+/**
+ * sign/verify: `verifyImage`, checking an image's key-based signatures in both storage forms (cosign's legacy
+ * `.sig` manifest and sigstore bundle referrers, whoever wrote them) and reporting every signature it found with
+ * its verdict. `assertVerified` turns a result without a valid signature into one GantryError naming each reason.
+ */
+import type { KeyObject } from 'node:crypto';
+import { GantryError } from '../errors/index.js';
+import type { ImageReference } from '../reference/index.js';
+import type { RegistryClient } from '../registry/index.js';
+import {
+  type Claims,
+  checkLegacyLayer,
+  checkSignatureBundle,
+  type Expectation,
+  type RejectReason,
+} from './checks.js';
+import { BundleAnnotation, COSIGN_SIGN_PREDICATE_TYPE } from './constants.js';
+import { dockerReference, resolveSignedImage } from './sign.js';
+import { legacyTag, RegistrySignatureStore } from './store.js';
+import type { SignatureStore } from './types.js';
+
+export type StoredForm = 'legacy' | 'bundle';
+
+export interface VerifyImageOptions {
+  client: RegistryClient;
+  reference: ImageReference;
+  publicKey: KeyObject;
+  /** `optional` entries every accepted signature must carry with these values. */
+  annotations?: Record<string, string>;
+  /** The `host/repo` payloads must name; default: the verified image's repository (e.g. a mirror's source). */
+  identity?: string;
+  /** Default both. */
+  forms?: readonly StoredForm[];
+  store?: SignatureStore;
+}
+
+export interface VerifiedSignature {
+  form: StoredForm;
+  /** The `.sig` tag (with the layer's position) or the bundle referrer's digest. */
+  source: string;
+  claims: Claims;
+}
+
+export interface RejectedSignature {
+  form: StoredForm;
+  source: string;
+  reason: RejectReason;
+  message: string;
+}
+
+export interface VerifyImageResult {
+  reference: string;
+  digest: string;
+  verified: VerifiedSignature[];
+  rejected: RejectedSignature[];
+}
+
+export async function verifyImage(options: VerifyImageOptions): Promise<VerifyImageResult> {
+  const forms = options.forms ?? ['legacy', 'bundle'];
+  const store = options.store ?? new RegistrySignatureStore(options.client);
+  const image = await resolveSignedImage(options.client, options.reference);
+  const expected: Expectation = {
+    manifestDigest: image.descriptor.digest,
+    dockerReference: options.identity ?? dockerReference(options.reference),
+    annotations: options.annotations ?? {},
+  };
+  const result: VerifyImageResult = {
+    reference: `${dockerReference(options.reference)}@${expected.manifestDigest}`,
+    digest: expected.manifestDigest,
+    verified: [],
+    rejected: [],
+  };
+  if (forms.includes('legacy')) {
+    const tag = legacyTag(expected.manifestDigest, 'sig');
+    const layers = await store.readLegacy(image, 'sig');
+    layers.forEach((layer, i) => {
+      const source = `${tag}[${i}]`;
+      const verdict = checkLegacyLayer(layer, options.publicKey, expected);
+      if (verdict.ok) result.verified.push({ form: 'legacy', source, claims: verdict.claims });
+      else result.rejected.push({ form: 'legacy', source, reason: verdict.reason, message: verdict.message });
+    });
+  }
+  if (forms.includes('bundle')) {
+    for (const { descriptor, bundle } of await store.listBundles(image)) {
+      // Attestation bundles share the artifact type; only image signatures are verified here.
+      const predicateType = descriptor.annotations?.[BundleAnnotation.predicateType];
+      if (predicateType !== undefined && predicateType !== COSIGN_SIGN_PREDICATE_TYPE) continue;
+      const verdict = checkSignatureBundle(bundle, options.publicKey, expected);
+      const source = descriptor.digest;
+      if (verdict.ok) result.verified.push({ form: 'bundle', source, claims: verdict.claims });
+      else result.rejected.push({ form: 'bundle', source, reason: verdict.reason, message: verdict.message });
+    }
+  }
+  return result;
+}
+
+/** Throws unless at least one signature verified: NOT_FOUND without signatures, else each rejection's reason. */
+export function assertVerified(result: VerifyImageResult): void {
+  if (result.verified.length > 0) return;
+  if (result.rejected.length === 0) {
+    throw new GantryError(
+      'NOT_FOUND',
+      'no signatures found (neither a .sig tag nor sigstore bundle referrers)',
+      {
+        subject: result.reference,
+      },
+    );
+  }
+  const reasons = result.rejected.map((r) => `${r.form} ${r.source}: ${r.reason}: ${r.message}`);
+  throw new GantryError(VERIFICATION_FAILED, `no valid signature:\n  ${reasons.join('\n  ')}`, {
+    subject: result.reference,
+  });
+}
+
+/** The error code of a failed verification. */
+const VERIFICATION_FAILED = 'DIGEST_MISMATCH';
