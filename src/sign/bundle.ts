@@ -27,6 +27,9 @@ export async function signStatementBundle(signer: Signer, statement: Buffer): Pr
     keyMaterial.kind === 'publicKey'
       ? toDSSEBundle({ ...common, keyHint: keyHint(createPublicKey(keyMaterial.publicKeyPem)) })
       : toDSSEBundle({ ...common, certificate: leafDer(keyMaterial.certificateChainPem) });
+  // The key is named once, by the verification material's hint. A keyid in the DSSE signature too would make
+  // go-securesystemslib (cosign) skip the signature unless its verifier reports that same id, which it does not.
+  for (const sig of bundle.content.dsseEnvelope.signatures) sig.keyid = '';
   return bundleToJSON(bundle);
 }
 

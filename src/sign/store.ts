@@ -30,6 +30,8 @@ import type {
 
 /** Signature payloads, envelopes and bundles are small; an SBOM attestation may reach a few MiB. */
 const PAYLOAD_LIMIT = 64 * 1024 * 1024;
+/** Listing artifact types a bundle referrer may show (see listBundles). */
+const MAYBE_BUNDLE = new Set([BUNDLE_MEDIA_TYPE, MediaType.ociEmpty, undefined]);
 /** The OCI empty config `{}` bundle referrers use. */
 const EMPTY_CONFIG = Buffer.from('{}');
 
@@ -93,11 +95,12 @@ export class RegistrySignatureStore implements SignatureStore {
   }
 
   async listBundles(image: SignedImage): Promise<StoredBundle[]> {
-    // Listed unfiltered: some writers leave artifactType out of fallback-tag entries; the manifest decides.
+    // Listed unfiltered: cosign's fallback-tag entries carry the config type (empty) as artifactType, since
+    // go-containerregistry ignores the manifest's; the manifest decides.
     const referrers = await this.client.listReferrers(image.repo, image.descriptor.digest);
     const bundles: StoredBundle[] = [];
     for (const descriptor of referrers) {
-      if (descriptor.artifactType !== undefined && descriptor.artifactType !== BUNDLE_MEDIA_TYPE) continue;
+      if (!MAYBE_BUNDLE.has(descriptor.artifactType)) continue;
       const raw = await this.client.getManifest(image.repo, descriptor.digest);
       const { manifest } = parseManifest(raw.bytes, raw.mediaType, `${image.repo.repository}@${raw.digest}`);
       if (isIndex(manifest) || manifest.artifactType !== BUNDLE_MEDIA_TYPE) continue;
