@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh: prepares a Debian machine (or a developer checkout) to build and test gantry. Idempotent:
 # installs missing system packages (as root, or through sudo), creates the unprivileged `gantry-test` user
-# with subordinate id ranges (as root), checks Rust, runs `npm install` (locked versions) when node_modules is stale, then builds.
+# with subordinate id ranges (as root), checks Rust, runs `npm install` (locked versions) when node_modules is stale,
+# installs the pinned cosign (tests' signing oracle) into the tools cache, then builds.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -72,6 +73,25 @@ install_node_modules() {
   fi
 }
 
+# cosign, the signature-interoperability oracle of the sign/verify tests, built from the Go module proxy into a
+# cache dir (not rebuilt when that version is already there; CI caches the dir). Pinned: keep COSIGN_VERSION in
+# test/harness/cosign.ts in step. A failed build fails setup, so the tests never run without their oracle.
+COSIGN_VERSION=v2.6.5
+install_cosign() {
+  local tools="${GANTRY_TOOLS_DIR:-$HOME/.cache/gantry-tools}"
+  local bin="$tools/bin/cosign"
+  if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "GitVersion: *${COSIGN_VERSION}\$"; then
+    log "cosign ${COSIGN_VERSION} present ($bin)"
+    return
+  fi
+  if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
+  command -v go >/dev/null || die "Go is not installed (needed to build cosign for the signing tests): install it to /usr/local/go"
+  log "building cosign ${COSIGN_VERSION} with go install (a few minutes, once)"
+  mkdir -p "$tools/bin"
+  GOBIN="$tools/bin" go install "github.com/sigstore/cosign/v2/cmd/cosign@${COSIGN_VERSION}"
+  "$bin" version >/dev/null || die "cosign ${COSIGN_VERSION} did not build"
+}
+
 build() {
   log "npm run build"
   npm run build
@@ -81,5 +101,6 @@ install_packages
 ensure_test_user
 check_toolchain
 install_node_modules
+install_cosign
 build
 log "done"
