@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::spec::{Network, Process, Spec};
+use super::spec::{Isolation, Network, Process, Spec};
 use super::{mounts, rootfs, sys};
 
 static COMMAND_PID: AtomicI32 = AtomicI32::new(0);
@@ -25,6 +25,12 @@ extern "C" fn forward(sig: libc::c_int) {
 pub const SETUP_FAILED: i32 = 125;
 
 fn prepare(spec: &Spec) -> sys::Result<()> {
+  if spec.isolation == Isolation::None {
+    // No mount namespace: mount nothing (it would land on the host); chroot into the copied layers.
+    rootfs::copy_layers(&spec.rootfs)?;
+    mounts::device_nodes(Path::new(&spec.rootfs.target))?;
+    return sys::chroot_into(Path::new(&spec.rootfs.target));
+  }
   // Nothing mounted from here on may propagate back to the host.
   sys::mount("none", Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
   rootfs::mount_rootfs(&spec.rootfs, spec.isolation)?;

@@ -69,6 +69,21 @@ fn mount_proc(root: &Path) -> Result<()> {
   sys::mount("proc", &target, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
 }
 
+/// Without a mount namespace (isolation `none`, as root) /dev gets real device nodes instead of bind mounts.
+pub fn device_nodes(root: &Path) -> Result<()> {
+  let dev = inside(root, "/dev");
+  ensure_dir(root, &dev)?;
+  let dev = confined(root, &dev, "/dev")?;
+  for (name, minor) in [("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)] {
+    let path = sys::path_cstr(&dev.join(name))?;
+    let rc = unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, minor)) };
+    if rc != 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::AlreadyExists {
+      return Err(format!("mknod /dev/{name}: {}", std::io::Error::last_os_error()));
+    }
+  }
+  Ok(())
+}
+
 fn mount_dev(root: &Path) -> Result<()> {
   let dev = inside(root, "/dev");
   ensure_dir(root, &dev)?;

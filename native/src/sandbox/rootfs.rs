@@ -41,13 +41,19 @@ pub fn mount_rootfs(rootfs: &Rootfs, isolation: Isolation) -> Result<()> {
       Ok(())
     }
     RootfsMode::Copy => {
-      for layer in &rootfs.layers {
-        copy_tree(Path::new(layer), target)?;
-      }
+      copy_layers(rootfs)?;
       // pivot_root needs a mount point.
       sys::mount(&rootfs.target, target, None, libc::MS_BIND | libc::MS_REC, None)
     }
   }
+}
+
+/// Copies the layers, base first, into the target directory.
+pub fn copy_layers(rootfs: &Rootfs) -> Result<()> {
+  for layer in &rootfs.layers {
+    copy_tree(Path::new(layer), Path::new(&rootfs.target))?;
+  }
+  Ok(())
 }
 
 fn is_whiteout(meta: &fs::Metadata) -> bool {

@@ -34,6 +34,9 @@ struct Outcome {
 }
 
 fn clone_flags(spec: &Spec) -> libc::c_int {
+  if spec.isolation == Isolation::None {
+    return 0;
+  }
   let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
   if spec.isolation == Isolation::Rootless {
     flags |= libc::CLONE_NEWUSER;

@@ -8,6 +8,8 @@ pub enum Isolation {
   Rootless,
   /// Real root without a user namespace: mount + PID + UTS + IPC namespaces only.
   Chroot,
+  /// No namespaces: chroot(2) into a copied root filesystem, as root (a throwaway container's Kaniko mode).
+  None,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,6 +82,12 @@ pub fn pivot_root_into(dir: &Path) -> Result<()> {
   std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
+pub fn chroot_into(dir: &Path) -> Result<()> {
+  let d = path_cstr(dir)?;
+  check(unsafe { libc::chroot(d.as_ptr()) }, || format!("chroot {}", dir.display()))?;
+  std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
 pub fn sethostname(name: &str) -> Result<()> {
   check(unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) }, || {
     format!("sethostname {name}")

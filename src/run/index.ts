@@ -1,0 +1,143 @@
+/**
+ * run: `gantry run` as a library call — make the image available in the store, unpack each layer once,
+ * resolve the image's user, command, environment and working directory, choose the isolation level, and run
+ * the command in the sandbox, returning its exit status.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RegistryClient } from '../registry/index.js';
+import { runSandbox } from '../sandbox/helper.js';
+import { buildIdMaps, readIdRanges } from '../sandbox/idmap.js';
+import { chooseIsolation, type IsolationChoice } from '../sandbox/isolation.js';
+import { type EnvironmentReport, probeEnvironment } from '../sandbox/probe.js';
+import type { IdMaps, IsolationRequest, NetworkMode, SandboxMount, SandboxSpec } from '../sandbox/spec.js';
+import type { LayerStore } from '../store/index.js';
+import type { Logger } from '../util/log.js';
+import { planProcess } from './config.js';
+import { ensureImage, type PullPolicy, type StoredImage } from './image.js';
+import { resolveUser } from './user.js';
+
+export { parseVolume } from './config.js';
+export type { PullPolicy } from './image.js';
+
+/** Unpacks one layer blob into an empty directory (src/layer's unpackLayer). */
+export type UnpackLayer = (options: {
+  source: string;
+  mediaType: string;
+  target: string;
+}) => Promise<{ entries: number; skipped: string[] }>;
+
+export interface RunImageOptions {
+  /** A transport reference: `registry/repo:tag`, `oci:DIR[:REF]`, `oci-archive:FILE`, ... */
+  image: string;
+  /** Replaces the image's Cmd. */
+  command?: string[];
+  /** `-e` values. */
+  env?: string[];
+  volumes?: SandboxMount[];
+  workdir?: string;
+  /** Replaces the image's User. */
+  user?: string;
+  network: NetworkMode;
+  isolation: IsolationRequest;
+  pull: PullPolicy;
+  store: LayerStore;
+  registry: RegistryClient;
+  logger: Logger;
+  unpackLayer: UnpackLayer;
+}
+
+export interface RunImageResult {
+  exitCode: number;
+  isolation: IsolationChoice;
+  /** Why the command did not start, for exit codes 126/127. */
+  error?: string;
+}
+
+/** Unpacks the image's layers that the store does not hold yet; returns their directories, base first. */
+async function unpackLayers(image: StoredImage, o: RunImageOptions): Promise<string[]> {
+  const diffIds = image.config.rootfs?.diff_ids ?? [];
+  return Promise.all(
+    image.manifest.layers.map((layer, i) =>
+      o.store.ensureLayer(diffIds[i] as string, async (target) => {
+        const { skipped } = await o.unpackLayer({
+          source: o.store.blobPath(layer.digest),
+          mediaType: layer.mediaType,
+          target,
+        });
+        for (const s of skipped) o.logger.debug(`layer ${layer.digest}: skipped ${s}`);
+      }),
+    ),
+  );
+}
+
+/** The topmost layer's copy of an /etc file, read without following symlinks out of the layer. */
+async function readImageFile(layers: string[], name: 'passwd' | 'group'): Promise<string | undefined> {
+  for (const dir of [...layers].reverse()) {
+    const etc = await lstat(join(dir, 'etc')).catch(() => undefined);
+    if (!etc?.isDirectory()) continue;
+    const file = await lstat(join(dir, 'etc', name)).catch(() => undefined);
+    if (file?.isFile() && file.size < 4 * 1024 * 1024) return readFile(join(dir, 'etc', name), 'utf8');
+  }
+  return undefined;
+}
+
+async function idMapsFor(report: EnvironmentReport, logger: Logger): Promise<IdMaps> {
+  const ids = await readIdRanges({ name: report.user, uid: report.uid, gid: report.gid });
+  const { maps, warning } = buildIdMaps(report.newuidmap ? ids : { ...ids, subuid: [], subgid: [] });
+  if (warning)
+    logger.warn(report.newuidmap ? warning : `newuidmap/newgidmap are missing (install uidmap): ${warning}`);
+  return maps;
+}
+
+export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
+  const image = await ensureImage(o.store, o.image, {
+    policy: o.pull,
+    registry: o.registry,
+    logger: o.logger,
+  });
+  const layers = await unpackLayers(image, o);
+  const runtime = image.config.config ?? {};
+  const user = resolveUser(o.user ?? runtime.User ?? '', {
+    passwd: await readImageFile(layers, 'passwd'),
+    group: await readImageFile(layers, 'group'),
+  });
+  const plan = planProcess(
+    runtime,
+    { command: o.command, env: o.env, workdir: o.workdir, hostEnv: process.env },
+    user.home,
+  );
+  const scratch = await o.store.makeScratch('run');
+  try {
+    const report = await probeEnvironment({ scratchDir: join(scratch, 'probe') });
+    const choice = chooseIsolation(report, o.isolation, { network: o.network });
+    for (const w of choice.warnings) o.logger.warn(w);
+    o.logger.debug(`isolation ${choice.level} (${choice.reason}), root filesystem ${choice.rootfs}`);
+    const dirs = {
+      upper: join(scratch, 'upper'),
+      work: join(scratch, 'work'),
+      target: join(scratch, 'rootfs'),
+    };
+    for (const d of Object.values(dirs)) await mkdir(d);
+    const spec: SandboxSpec = {
+      isolation: choice.level,
+      rootfs: { mode: choice.rootfs, layers, ...dirs },
+      hostname: randomBytes(6).toString('hex'),
+      network: o.network,
+      mounts: o.volumes ?? [],
+      process: { ...plan, uid: user.uid, gid: user.gid, groups: user.groups },
+      scratch,
+    };
+    if (choice.level === 'rootless') spec.idMaps = await idMapsFor(report, o.logger);
+    const result = await runSandbox(spec, { logger: o.logger });
+    return result.error === undefined
+      ? { exitCode: result.exitCode, isolation: choice }
+      : { ...result, isolation: choice };
+  } finally {
+    // The helper removes the scratch directory itself (from inside the user namespace); this catches
+    // what is left when it never started.
+    await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

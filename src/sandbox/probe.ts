@@ -1,0 +1,101 @@
+/**
+ * sandbox/probe: finds out what this environment allows — user namespaces, overlayfs and a fresh /proc inside
+ * them (tried by the helper in throwaway children), mount namespaces as root, fuse-overlayfs, newuidmap,
+ * subordinate id ranges and the seccomp mode — for `gantry info` and the automatic isolation choice.
+ */
+import { access, constants, mkdir, readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { probeHelper } from './helper.js';
+import { type IdRange, readIdRanges } from './idmap.js';
+
+/** What the helper found for one namespaced level. */
+export interface LevelProbe {
+  namespaces: boolean;
+  error?: string;
+  overlayError?: string | null;
+  procError?: string | null;
+}
+
+export interface EnvironmentReport {
+  uid: number;
+  gid: number;
+  user: string;
+  /** user.max_user_namespaces, when readable. */
+  maxUserNamespaces?: number;
+  /** From /proc/self/status: 0 disabled, 1 strict, 2 filter. */
+  seccomp: { mode: number | undefined; filters: number | undefined };
+  rootless: LevelProbe;
+  chroot: LevelProbe;
+  fuseOverlayfs: boolean;
+  newuidmap: boolean;
+  subuid: IdRange[];
+  subgid: IdRange[];
+}
+
+async function executableOnPath(name: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+    if (!dir) continue;
+    if (
+      await access(join(dir, name), constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return true;
+  }
+  return false;
+}
+
+/** Parses `Seccomp:` and `Seccomp_filters:` out of /proc/self/status text. */
+export function parseSeccomp(status: string): EnvironmentReport['seccomp'] {
+  const field = (name: string) => {
+    const m = new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status);
+    return m ? Number(m[1]) : undefined;
+  };
+  return { mode: field('Seccomp'), filters: field('Seccomp_filters') };
+}
+
+function userName(uid: number): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // No passwd entry (common for arbitrary uids in Kubernetes).
+    return String(uid);
+  }
+}
+
+/** Probes the environment; `scratchDir` should be on the filesystem that will hold the containers' changes. */
+export async function probeEnvironment(options: { scratchDir: string }): Promise<EnvironmentReport> {
+  const uid = process.getuid?.() ?? -1;
+  const gid = process.getgid?.() ?? -1;
+  const user = userName(uid);
+  await mkdir(options.scratchDir, { recursive: true });
+  const [helper, ids, status, maxUserNs, fuseBinary, fuseDevice, newuidmap, newgidmap] = await Promise.all([
+    probeHelper(options.scratchDir),
+    readIdRanges({ name: user, uid, gid }),
+    readFile('/proc/self/status', 'utf8').catch(() => ''),
+    readFile('/proc/sys/user/max_user_namespaces', 'utf8').catch(() => undefined),
+    executableOnPath('fuse-overlayfs'),
+    access('/dev/fuse', constants.R_OK | constants.W_OK).then(
+      () => true,
+      () => false,
+    ),
+    executableOnPath('newuidmap'),
+    executableOnPath('newgidmap'),
+  ]);
+  const report: EnvironmentReport = {
+    uid,
+    gid,
+    user,
+    seccomp: parseSeccomp(status),
+    rootless: helper.rootless,
+    chroot: helper.chroot,
+    fuseOverlayfs: fuseBinary && fuseDevice,
+    newuidmap: newuidmap && newgidmap,
+    subuid: ids.subuid,
+    subgid: ids.subgid,
+  };
+  if (maxUserNs !== undefined) report.maxUserNamespaces = Number(maxUserNs.trim());
+  return report;
+}

@@ -1,0 +1,89 @@
+/**
+ * store: gantry's local content-addressed store. `images/` is an OCI image layout (pulled images, named by the
+ * reference they were pulled as), `layers/sha256/<hex>/` holds each layer unpacked once, by diffID, and
+ * `tmp/` holds scratch space (unpacks in progress, containers' changes). Unpacked layers appear atomically
+ * (rename), so concurrent runs never see half a layer; shared later with the builder.
+ */
+import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { asGantryError } from '../errors/index.js';
+import { assertDigest, digestAlgorithm, digestHex } from '../oci/index.js';
+
+/** `$GANTRY_STORE`, else `${XDG_DATA_HOME:-~/.local/share}/gantry`. */
+export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.GANTRY_STORE) return resolve(env.GANTRY_STORE);
+  const data = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
+  return join(resolve(data), 'gantry');
+}
+
+export class LayerStore {
+  private constructor(readonly root: string) {}
+
+  /** Opens (creating when missing) the store at `root`. */
+  static async open(root: string): Promise<LayerStore> {
+    const store = new LayerStore(resolve(root));
+    try {
+      for (const dir of [store.imagesDir, join(store.root, 'layers'), store.tmpDir]) {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+      }
+    } catch (err) {
+      throw asGantryError(err, 'IO', 'cannot create the store', root);
+    }
+    return store;
+  }
+
+  /** The OCI layout holding pulled images. */
+  get imagesDir(): string {
+    return join(this.root, 'images');
+  }
+
+  get tmpDir(): string {
+    return join(this.root, 'tmp');
+  }
+
+  blobPath(digest: string): string {
+    assertDigest(digest, this.root);
+    return join(this.imagesDir, 'blobs', digestAlgorithm(digest), digestHex(digest));
+  }
+
+  /** Where the layer with this diffID is (or will be) unpacked. */
+  layerPath(diffId: string): string {
+    assertDigest(diffId, this.root);
+    return join(this.root, 'layers', digestAlgorithm(diffId), digestHex(diffId));
+  }
+
+  /**
+   * The unpacked layer, unpacking it with `unpack(dir)` first when it is not there yet. Unpacking goes to a
+   * temporary directory that is renamed into place; if another process got there first, its copy is kept.
+   */
+  async ensureLayer(diffId: string, unpack: (dir: string) => Promise<void>): Promise<string> {
+    const target = this.layerPath(diffId);
+    if (await isDirectory(target)) return target;
+    await mkdir(join(target, '..'), { recursive: true });
+    const temp = await mkdtemp(join(this.tmpDir, 'unpack-'));
+    try {
+      await unpack(temp);
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { recursive: true, force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      // Lost a race with a concurrent unpack of the same layer: theirs is complete, use it.
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await isDirectory(target))) return target;
+      throw asGantryError(err, 'IO', `unpacking layer ${diffId}`, target);
+    }
+    return target;
+  }
+
+  /** A fresh scratch directory under tmp/. */
+  async makeScratch(prefix: string): Promise<string> {
+    return mkdtemp(join(this.tmpDir, `${prefix}-`));
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+}
