@@ -22,6 +22,8 @@ const COMMANDS: Record<string, Loader> = {
   'generate-key-pair': async () => (await import('./commands/generate-key-pair.js')).command,
   sign: async () => (await import('./commands/sign.js')).command,
   verify: async () => (await import('./commands/verify.js')).command,
+  attest: async () => (await import('./commands/attest.js')).command,
+  'verify-attestation': async () => (await import('./commands/verify-attestation.js')).command,
 };
 
 const VERSION = '0.1.0';
