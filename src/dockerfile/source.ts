@@ -86,15 +86,29 @@ export function readSource(input: string, file: string): SourceFile {
   const escapeToken = directives.escape;
   const fileLines = text.split('\n').map((l) => l.replace(/[\r\n]+$/, ''));
   const lines: LogicalLine[] = [];
-  let consumedThrough = -1;
-  for (const instruction of ast.getInstructions()) {
-    const { line, character } = instruction.getRange().start;
-    // dockerfile-ast can report a line that BuildKit's rules fold into the previous instruction.
-    if (line <= consumedThrough) continue;
-    const logical = readLogicalLine(fileLines, line, character, escapeToken, file);
-    consumedThrough = logical.endLine - 1;
+  let next = 0; // first line index not yet consumed
+  const read = (line: number, column: number): void => {
+    const logical = readLogicalLine(fileLines, line, column, escapeToken, file);
+    next = logical.endLine;
     lines.push(logical);
+  };
+  /** BuildKit's rules decide where instructions end; lines dockerfile-ast folded elsewhere are read here. */
+  const fillGap = (until: number): void => {
+    for (let i = next; i < until && i < fileLines.length; i = Math.max(i + 1, next)) {
+      const raw = fileLines[i] as string;
+      if (raw.trim() === '' || isComment(raw)) continue;
+      read(i, raw.length - raw.trimStart().length);
+    }
+  };
+  const starts = ast.getInstructions().map((i) => i.getRange().start);
+  if (starts.length > 0) next = (starts[0] as { line: number }).line;
+  for (const { line, character } of starts) {
+    fillGap(line);
+    // dockerfile-ast can report a line that BuildKit's rules fold into the previous instruction.
+    if (line < next) continue;
+    read(line, character);
   }
+  fillGap(fileLines.length);
   if (lines.length === 0) {
     throw locationError(
       file,
