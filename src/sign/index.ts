@@ -4,7 +4,13 @@ export { parseAnnotations, parseSignReference } from './args.js';
 export { checkBundleWithKey, publicKeyTrust, signStatementBundle } from './bundle.js';
 export { type Claims, type Expectation, type RejectReason, sameRepository, type Verdict } from './checks.js';
 export * from './constants.js';
-export { type KeyPairFiles, readPrivateKeyFile, readPublicKeyFile, writeNewKeyPair } from './key-files.js';
+export {
+  type KeyPairFiles,
+  loadKeySigner,
+  readPrivateKeyFile,
+  readPublicKeyFile,
+  writeNewKeyPair,
+} from './key-files.js';
 export {
   decodePem,
   decryptPrivateKey,

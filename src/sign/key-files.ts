@@ -10,6 +10,7 @@ import {
   generateKeyPair,
   importPrivateKey,
   importPublicKey,
+  KeySigner,
   publicKeyPem,
 } from './keys.js';
 import { type PasswordOptions, readPassword } from './password.js';
@@ -44,6 +45,14 @@ export async function readPrivateKeyFile(
     subject: path,
     password: () => readPassword({ ...password, purpose: path }),
   });
+}
+
+/** A Signer over a private key file (`--key`, `--sign-by`). */
+export async function loadKeySigner(
+  path: string,
+  password: Omit<PasswordOptions, 'purpose' | 'confirm'>,
+): Promise<KeySigner> {
+  return new KeySigner(await readPrivateKeyFile(path, password));
 }
 
 export async function readPublicKeyFile(path: string): Promise<KeyObject> {

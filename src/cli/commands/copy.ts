@@ -3,6 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { copyImage, type ManifestFormat } from '../../copy/index.js';
 import { GantryError } from '../../errors/index.js';
 import { parsePlatform } from '../../oci/index.js';
+import { loadKeySigner } from '../../sign/key-files.js';
+import { signImage } from '../../sign/sign.js';
 import { openDestination, openSource, parseTransportReference } from '../../transports/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -32,6 +34,16 @@ const flags = {
     description: 'write the digest of the copied manifest here',
   },
   jobs: { type: 'string', short: 'j', valueName: 'N', description: 'parallel blob transfers (default 6)' },
+  'sign-by': {
+    type: 'string',
+    valueName: 'KEY',
+    description: 'sign the copied image with this cosign key (.sig and bundle; registry destinations)',
+  },
+  'sign-passphrase-file': {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'password of the --sign-by key (default: COSIGN_PASSWORD, else a prompt)',
+  },
   ...registryFlags('src-'),
   ...registryFlags('dest-'),
   ...commonFlags,
@@ -61,12 +73,18 @@ export const command: Command = {
       throw new GantryError('INVALID_ARGUMENT', '--all and --platform exclude each other');
     const srcRef = parseTransportReference(positionals[0] as string);
     const destRef = parseTransportReference(positionals[1] as string);
+    if (f['sign-by'] && destRef.transport !== 'docker') {
+      throw new GantryError('INVALID_ARGUMENT', '--sign-by needs a registry (docker://) destination');
+    }
+    // Loaded before copying, so a wrong password fails fast instead of after the transfer.
+    const signer = f['sign-by']
+      ? await loadKeySigner(f['sign-by'], { passphraseFile: f['sign-passphrase-file'] })
+      : undefined;
     const out = createOutput({ quiet: f.quiet, json: f.json });
     const source = await openSource(srcRef, { registry: registryClientFromFlags(f, 'src-', out.logger) });
     try {
-      const destination = await openDestination(destRef, {
-        registry: registryClientFromFlags(f, 'dest-', out.logger),
-      });
+      const destClient = registryClientFromFlags(f, 'dest-', out.logger);
+      const destination = await openDestination(destRef, { registry: destClient });
       const started = Date.now();
       const result = await copyImage(source, destination, {
         all: f.all,
@@ -77,6 +95,14 @@ export const command: Command = {
         logger: out.logger,
         progress: out.progress,
       });
+      if (signer && destRef.transport === 'docker') {
+        await signImage({
+          client: destClient,
+          reference: { ...destRef.image, digest: result.digest },
+          signer,
+          logger: out.logger,
+        });
+      }
       out.finish();
       if (f.digestfile) await writeFile(f.digestfile, result.digest);
       if (f.json) {

@@ -1,8 +1,7 @@
 /** `gantry sign IMAGE --key KEY`: signs an image by digest in cosign's legacy `.sig` form and as a bundle referrer. */
 import { GantryError } from '../../errors/index.js';
 import { parseAnnotations, parseSignReference } from '../../sign/args.js';
-import { readPrivateKeyFile } from '../../sign/key-files.js';
-import { KeySigner } from '../../sign/keys.js';
+import { loadKeySigner } from '../../sign/key-files.js';
 import { type SignatureFormat, signImage } from '../../sign/sign.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -51,14 +50,14 @@ export const command: Command = {
     }
     const reference = parseSignReference(positionals[0] as string);
     const annotations = parseAnnotations(f.annotations);
-    const key = await readPrivateKeyFile(f.key, { passphraseFile: f['passphrase-file'] });
+    const signer = await loadKeySigner(f.key, { passphraseFile: f['passphrase-file'] });
     const out = createOutput({ quiet: f.quiet, json: f.json });
     const client = registryClientFromFlags(f, '', out.logger);
     try {
       const result = await signImage({
         client,
         reference,
-        signer: new KeySigner(key),
+        signer,
         annotations,
         format: format as SignatureFormat,
         logger: out.logger,
