@@ -3,3 +3,4 @@
 #![deny(unsafe_code)]
 
 mod digest;
+mod layer;
