@@ -33,12 +33,12 @@ export function parseChmod(text: string): ChmodSpec {
   }
   const clauses: ChmodClause[] = [];
   for (const part of text.split(',')) {
-    const m = /^([ugoa]*)((?:[-+=](?:[rwxXst]*|[ugo]))+)$/.exec(part);
+    const m = /^([ugoa]*)((?:[-+=](?:[ugo]|[rwxXst]*))+)$/.exec(part);
     if (!m) throw new ChmodError(`invalid chmod parameter: '${text}': invalid syntax`);
     let who = 0;
     for (const w of m[1] as string) who |= WHO_MASK[w] as number;
     const actions: ChmodClause['actions'] = [];
-    for (const a of (m[2] as string).matchAll(/([-+=])([rwxXst]*|[ugo])/g)) {
+    for (const a of (m[2] as string).matchAll(/([-+=])([ugo]|[rwxXst]*)/g)) {
       const op = a[1] as '+' | '-' | '=';
       const perm = a[2] as string;
       if (perm === 'u' || perm === 'g' || perm === 'o') actions.push({ op, perm: '', copyFrom: perm });
