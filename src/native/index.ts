@@ -11,6 +11,24 @@ import { GantryError } from '../errors/index.js';
 /** What the addon exports (mirrors the generated native/index.d.ts). */
 export interface NativeBinding {
   digestFile(path: string): Promise<string>;
+  unpackLayer(options: {
+    source: string;
+    target: string;
+    whiteoutMode?: string;
+  }): Promise<{
+    entries: number;
+    skipped: { path: string; reason: string }[];
+    diffId: string;
+    ownersRecorded: number;
+  }>;
+  createLayer(options: {
+    changes: string;
+    base?: string;
+    outputPath: string;
+    compression?: string;
+    level?: number;
+    sourceDateEpoch?: number;
+  }): Promise<{ digest: string; diffId: string; size: number }>;
 }
 
 const BINARY_NAME = 'gantry-native';
