@@ -157,15 +157,37 @@ export function expandInstruction(
         ...(chmod && chmodSpec ? { chmodSpec } : {}),
       };
       if (instruction.kind === 'COPY') {
+        if (common.sources.some(isHttpSource)) throw fail("source can't be a URL for COPY");
         const { chown: _o, chmod: _m, chmodSpec: _s, ...rest } = instruction;
         return same({ ...rest, ...common });
       }
       const { chown: _o, chmod: _m, chmodSpec: _s, checksum, ...rest } = instruction;
       const sum = checksum === undefined ? undefined : word(checksum);
+      if (sum) checkChecksum(sum, common.sources, fail);
       return same({ ...rest, ...common, ...(sum ? { checksum: sum } : {}) });
     }
     default:
       return same(instruction);
+  }
+}
+
+/** Git sources BuildKit recognises by form: scp-like `git@host:repo`, git:// and ssh:// URLs, and https `.git` URLs. */
+function isGitSource(src: string): boolean {
+  if (/^(git@[^:]+:|git:\/\/|ssh:\/\/)/.test(src)) return true;
+  return /^https?:\/\//.test(src) && /\.git$/.test(src.split('#')[0] as string);
+}
+
+function isHttpSource(src: string): boolean {
+  return /^https?:\/\//.test(src) && !isGitSource(src);
+}
+
+/** ADD --checksum applies to exactly one HTTP(S) or Git source; HTTP checksums must be digests. */
+function checkChecksum(sum: string, sources: readonly string[], fail: (message: string) => Error): void {
+  if (sources.length !== 1) throw fail("checksum can't be specified for multiple sources");
+  const src = sources[0] as string;
+  if (!isHttpSource(src) && !isGitSource(src)) throw fail('checksum requires HTTP(S) or Git sources');
+  if (isHttpSource(src) && !/^(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$/.test(sum)) {
+    throw fail(`invalid checksum digest format: ${sum}`);
   }
 }
 

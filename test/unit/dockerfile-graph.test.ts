@@ -151,7 +151,7 @@ EXPOSE $PORT \${PORT}/udp
 VOLUME ["$APP/data"]
 STOPSIGNAL $SIG
 COPY --chown=$USERNAME --chmod=\${MODE:-0644} config/\${USERNAME}.yml $APP/
-ADD --checksum=\${SUM:-sha256:00} https://example.com/$USERNAME.tgz $APP/
+ADD --checksum=\${SUM:-sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d} https://example.com/$USERNAME.tgz $APP/
 RUN echo $APP
 CMD echo $APP
 ENTRYPOINT ["$APP/bin"]
@@ -179,7 +179,12 @@ ENTRYPOINT ["$APP/bin"]
         sources: ['config/svc.yml'],
         dest: '/srv/app/',
       },
-      { kind: 'ADD', checksum: 'sha256:00', sources: ['https://example.com/svc.tgz'], dest: '/srv/app/' },
+      {
+        kind: 'ADD',
+        checksum: expect.stringMatching(/^sha256:2445/),
+        sources: ['https://example.com/svc.tgz'],
+        dest: '/srv/app/',
+      },
       { kind: 'RUN', command: { args: ['echo $APP'] } },
       { kind: 'CMD', command: { args: ['echo $APP'] } },
       { kind: 'ENTRYPOINT', command: { args: ['$APP/bin'] } },
@@ -297,6 +302,26 @@ WORKDIR /$TARGETARCH
     );
     const chmod = parse('FROM a\nARG M=z+q\nCOPY --chmod=$M a b\n');
     expect(thrown(() => dispatch(chmod, 0)).message).toContain("COPY: invalid chmod parameter: 'z+q'");
+  });
+
+  const copyErrors: [string, string][] = [
+    ['COPY https://example.com/a /a', "COPY: source can't be a URL for COPY"],
+    ['ADD --checksum=sha256:00 https://example.com/a /a', 'ADD: invalid checksum digest format: sha256:00'],
+    ['ADD --checksum=sha256:00 a.tar /a', 'ADD: checksum requires HTTP(S) or Git sources'],
+    [
+      'ADD --checksum=sha256:00 https://a/x https://b/y /a',
+      "ADD: checksum can't be specified for multiple sources",
+    ],
+  ];
+  it.each(copyErrors)('%s fails at dispatch', (line, message) => {
+    expect(thrown(() => dispatch(parse(`FROM a\n${line}\n`), 0)).message).toContain(
+      `Dockerfile:2:1: ${message}`,
+    );
+  });
+
+  it('accepts a Git source with a commit checksum', () => {
+    const ir = parse('FROM a\nADD --checksum=abc123 https://github.com/moby/buildkit.git#v0.14.0 /src\n');
+    expect(dispatch(ir, 0).out[0]).toMatchObject({ checksum: 'abc123' });
   });
 
   it('keeps undeclared proxy build args out of the recorded environment', () => {
