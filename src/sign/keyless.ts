@@ -8,7 +8,7 @@ import { createPublicKey, generateKeyPairSync, type KeyObject, sign as signData 
 import { readFile } from 'node:fs/promises';
 import { type Bundle, bundleFromJSON, type SerializedBundle } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
-import type { Signer as SigstoreSigner, Witness } from '@sigstore/sign';
+import { FulcioSigner, RekorWitness, type Signer as SigstoreSigner, type Witness } from '@sigstore/sign';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { asGantryError, GantryError } from '../errors/index.js';
 import type { SignatureResult, Signer } from './types.js';
@@ -161,7 +161,6 @@ export class KeylessSigner implements Signer {
   }
 
   private async requestCertificate(): Promise<string> {
-    const { FulcioSigner } = await import('@sigstore/sign');
     const publicKeyPem = createPublicKey(this.key).export({ format: 'pem', type: 'spki' }) as string;
     const keyHolder: SigstoreSigner = {
       sign: async (data) => ({
@@ -193,14 +192,17 @@ export class KeylessSigner implements Signer {
   }
 }
 
-/** A Rekor witness: records each signature in the transparency log and returns the entry for the bundle. */
-export async function rekorWitness(
-  options: { rekorUrl?: string; timeoutMs?: number } = {},
-): Promise<Witness> {
-  const { RekorWitness } = await import('@sigstore/sign');
+/**
+ * A Rekor (v1 API) witness: records each signature in the transparency log (`hashedrekord` for message
+ * signatures, `intoto` for DSSE envelopes) and returns the entry for the bundle.
+ */
+export function rekorWitness(options: { rekorUrl?: string; timeoutMs?: number } = {}): Witness {
   const rekorUrl = options.rekorUrl ?? DEFAULT_REKOR_URL;
   const witness = new RekorWitness({
     rekorBaseURL: rekorUrl,
+    // DSSE envelopes go in as `intoto` entries, as cosign records attestations: the entry carries the envelope's
+    // signature and payload hash itself, where a `dsse` entry relies on Rekor to canonicalise them.
+    entryType: 'intoto',
     timeout: options.timeoutMs ?? 30_000,
     retry: 2,
   });

@@ -59,7 +59,7 @@ export async function keylessSigning(flags: {
   });
   return {
     signer: new KeylessSigner({ identityToken, fulcioUrl: flags['fulcio-url'] }),
-    witnesses: [await rekorWitness({ rekorUrl: flags['rekor-url'] })],
+    witnesses: [rekorWitness({ rekorUrl: flags['rekor-url'] })],
   };
 }
 

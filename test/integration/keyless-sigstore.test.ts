@@ -1,0 +1,365 @@
+/**
+ * Keyless signing end to end against @sigstore/mock's Fulcio and Rekor, served on 127.0.0.1 by this test (no
+ * public Sigstore is reachable): `gantry attest` without a key gets a certificate for an OIDC token minted here
+ * (given directly, through a named variable as GitLab does, or from a fake GitHub Actions token endpoint) and a
+ * Rekor entry; `verify-attestation --certificate-identity/--certificate-oidc-issuer` accepts the right signer
+ * and rejects a wrong identity or issuer with its own message. The core's `verify` hook (a keyless `.sig` layer
+ * as a bundle, checked by checkBundleKeyless) is exercised at the library level.
+ */
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fulcioHandler, initializeCA, initializeCTLog, initializeTLog, rekorHandler } from '@sigstore/mock';
+import { HashAlgorithm, PublicKeyDetails, TrustedRoot } from '@sigstore/protobuf-specs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleFromLegacyLayer } from '../../src/attest/legacy.js';
+import { Annotation, SIMPLE_SIGNING_MEDIA_TYPE } from '../../src/sign/constants.js';
+import {
+  checkBundleKeyless,
+  type KeylessPolicy,
+  KeylessSigner,
+  rekorWitness,
+  resolveIdentityToken,
+} from '../../src/sign/keyless.js';
+import { type FixtureImage, makeImageLayout, pushFixture } from '../harness/fixtures.js';
+import { trackTempDir } from '../harness/procs.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { gantry, gantryOk } from '../support/cli.js';
+
+const ISSUER = 'https://token.actions.githubusercontent.com';
+const IDENTITY = 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main';
+/** Variables a developer's or CI's shell may hold that would change which token the CLI picks. */
+const NO_AMBIENT_TOKENS = {
+  SIGSTORE_ID_TOKEN: '',
+  ACTIONS_ID_TOKEN_REQUEST_URL: '',
+  ACTIONS_ID_TOKEN_REQUEST_TOKEN: '',
+};
+
+let registry: TestRegistry;
+let sigstore: MockSigstore;
+let work: string;
+let image: FixtureImage;
+let predicate: string;
+let trustedRootPath: string;
+let policy: KeylessPolicy;
+
+/** An OIDC token as the mock Fulcio reads it (it decodes the claims; the signature is not checked). */
+function mintToken(claims: Record<string, unknown>): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ aud: 'sigstore', iat: now, exp: now + 600, ...claims })}.c2ln`;
+}
+
+const token = mintToken({ iss: ISSUER, sub: IDENTITY });
+
+interface MockSigstore {
+  url: string;
+  trustedRoot: TrustedRoot;
+  stop(): Promise<void>;
+}
+
+/** One loopback HTTP server answering Fulcio's signingCert and Rekor's log entries with @sigstore/mock. */
+async function startMockSigstore(): Promise<MockSigstore> {
+  const keyPair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const ctlog = await initializeCTLog(keyPair);
+  const ca = await initializeCA(keyPair, ctlog);
+  const handlers = new Map<string, Awaited<ReturnType<typeof fulcioHandler>>['fn']>();
+  const fulcio = fulcioHandler(ca);
+  handlers.set(fulcio.path, fulcio.fn);
+  const server: Server = createServer((req, res) => {
+    const handler = req.method === 'POST' ? handlers.get(req.url ?? '') : undefined;
+    if (!handler) {
+      res.writeHead(404).end();
+      return;
+    }
+    readBody(req)
+      .then((body) => handler(body))
+      .then(({ statusCode, response, contentType }) => {
+        res.writeHead(statusCode, { 'content-type': contentType ?? 'text/plain' });
+        res.end(typeof response === 'string' ? response : Buffer.from(response.buffer));
+      })
+      .catch(() => res.writeHead(500).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const tlog = await initializeTLog(url, keyPair);
+  const rekor = rekorHandler(tlog);
+  handlers.set(rekor.path, rekor.fn);
+  const since = new Date(Date.now() - 3_600_000);
+  const key = (rawBytes: Buffer) => ({
+    rawBytes,
+    keyDetails: PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
+    validFor: { start: since, end: undefined },
+  });
+  const trustedRoot: TrustedRoot = {
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    certificateAuthorities: [
+      {
+        subject: { organization: 'sigstore.mock', commonName: 'sigstore' },
+        uri: url,
+        certChain: { certificates: [{ rawBytes: Buffer.from(ca.rootCertificate.buffer) }] },
+        validFor: { start: since, end: undefined },
+        operator: 'sigstore.mock',
+      },
+    ],
+    tlogs: [
+      {
+        baseUrl: url,
+        hashAlgorithm: HashAlgorithm.SHA2_256,
+        publicKey: key(tlog.publicKey),
+        logId: { keyId: createHash('sha256').update(tlog.publicKey).digest() },
+        checkpointKeyId: undefined,
+        operator: 'sigstore.mock',
+      },
+    ],
+    ctlogs: [
+      {
+        baseUrl: url,
+        hashAlgorithm: HashAlgorithm.SHA2_256,
+        publicKey: key(ctlog.publicKey),
+        logId: { keyId: Buffer.from(ctlog.logID.buffer) },
+        checkpointKeyId: undefined,
+        operator: 'sigstore.mock',
+      },
+    ],
+    timestampAuthorities: [],
+  };
+  return {
+    url,
+    trustedRoot,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  sigstore = await startMockSigstore();
+  work = await mkdtemp(join(tmpdir(), 'gantry-keyless-'));
+  trackTempDir(work);
+  image = await makeImageLayout({ dir: join(work, 'image'), tag: 'v1', layers: 1 });
+  predicate = join(work, 'provenance.json');
+  await writeFile(
+    predicate,
+    JSON.stringify({ builder: { id: 'https://ci.example/b' }, buildType: 'https://ci.example/t' }),
+  );
+  trustedRootPath = join(work, 'trusted_root.json');
+  await writeFile(trustedRootPath, JSON.stringify(TrustedRoot.toJSON(sigstore.trustedRoot)));
+  policy = { trustedRoot: sigstore.trustedRoot, identity: IDENTITY, issuer: ISSUER };
+});
+
+afterAll(async () => {
+  await sigstore?.stop();
+  await registry?.stop();
+});
+
+const sigstoreFlags = () => ['--fulcio-url', sigstore.url, '--rekor-url', sigstore.url];
+
+function verifyKeyless(ref: string, identity = IDENTITY, issuer = ISSUER) {
+  return gantry([
+    'verify-attestation',
+    '--certificate-identity',
+    identity,
+    '--certificate-oidc-issuer',
+    issuer,
+    '--trusted-root',
+    trustedRootPath,
+    '--type',
+    'slsaprovenance',
+    '--output',
+    'json',
+    ref,
+  ]);
+}
+
+describe('keyless attest', () => {
+  it('signs with a Fulcio certificate and a Rekor entry; verification checks identity and issuer', async () => {
+    const ref = await pushFixture(image, registry, 'keyless/given:v1');
+    await gantryOk(
+      [
+        'attest',
+        '--type',
+        'slsaprovenance',
+        '--predicate',
+        predicate,
+        '--identity-token',
+        token,
+        ...sigstoreFlags(),
+        ref,
+      ],
+      { env: NO_AMBIENT_TOKENS },
+    );
+    const ok = await verifyKeyless(ref);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const result = JSON.parse(ok.stdout) as {
+      verified: { form: string; signer: { identity: string; issuer: string } }[];
+    };
+    expect(result.verified.map((v) => v.form).sort()).toEqual(['bundle', 'legacy']);
+    expect(result.verified[0]?.signer).toEqual({ identity: IDENTITY, issuer: ISSUER });
+
+    const wrongIdentity = await verifyKeyless(
+      ref,
+      'https://github.com/evil/app/.github/workflows/x.yml@refs/heads/main',
+    );
+    expect(wrongIdentity.code).toBe(1);
+    expect(wrongIdentity.stderr).toContain('[UNTRUSTED_SIGNER]');
+    expect(wrongIdentity.stderr).toContain(`certificate identity is "${IDENTITY}", not the expected`);
+
+    const wrongIssuer = await verifyKeyless(ref, IDENTITY, 'https://gitlab.com');
+    expect(wrongIssuer.code).toBe(1);
+    expect(wrongIssuer.stderr).toContain('[UNTRUSTED_SIGNER]');
+    expect(wrongIssuer.stderr).toContain(
+      `certificate OIDC issuer is "${ISSUER}", not the expected "https://gitlab.com"`,
+    );
+  });
+
+  it('takes the token from a variable named by --identity-token-env, as GitLab ID tokens are given', async () => {
+    const ref = await pushFixture(image, registry, 'keyless/gitlab:v1');
+    const gitlabToken = mintToken({
+      iss: 'https://gitlab.com',
+      sub: 'project_path:acme/app:ref_type:branch:ref:main',
+    });
+    await gantryOk(
+      [
+        'attest',
+        '--type',
+        'slsaprovenance',
+        '--predicate',
+        predicate,
+        '--identity-token-env',
+        'GITLAB_SIGSTORE_TOKEN',
+        ...sigstoreFlags(),
+        ref,
+      ],
+      { env: { ...NO_AMBIENT_TOKENS, GITLAB_SIGSTORE_TOKEN: gitlabToken } },
+    );
+    const ok = await verifyKeyless(
+      ref,
+      'project_path:acme/app:ref_type:branch:ref:main',
+      'https://gitlab.com',
+    );
+    expect(ok.code).toBe(0);
+  });
+
+  it('requests the token from GitHub Actions when ACTIONS_ID_TOKEN_REQUEST_* are set', async () => {
+    const requests: { audience: string | null; authorization: string | undefined }[] = [];
+    const actions = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+      requests.push({ audience: url.searchParams.get('audience'), authorization: req.headers.authorization });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ value: token }));
+    });
+    await new Promise<void>((resolve) => actions.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (actions.address() as AddressInfo).port;
+      const ref = await pushFixture(image, registry, 'keyless/actions:v1');
+      await gantryOk(
+        ['attest', '--type', 'slsaprovenance', '--predicate', predicate, ...sigstoreFlags(), ref],
+        {
+          env: {
+            ...NO_AMBIENT_TOKENS,
+            ACTIONS_ID_TOKEN_REQUEST_URL: `http://127.0.0.1:${port}/token?api-version=2.0`,
+            ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'runtime-bearer',
+          },
+        },
+      );
+      expect(requests).toEqual([{ audience: 'sigstore', authorization: 'Bearer runtime-bearer' }]);
+      expect((await verifyKeyless(ref)).code).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => actions.close(() => resolve()));
+    }
+  });
+
+  it('without a key or any token source, says how to provide one', async () => {
+    const ref = await pushFixture(image, registry, 'keyless/none:v1');
+    const result = await gantry(['attest', '--type', 'slsaprovenance', '--predicate', predicate, ref], {
+      env: NO_AMBIENT_TOKENS,
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('keyless signing needs an OIDC token');
+  });
+});
+
+describe('keyless signatures for `verify` (library hook)', () => {
+  it('a keyless .sig layer becomes a bundle that checkBundleKeyless verifies against the payload', async () => {
+    const payload = Buffer.from(JSON.stringify({ critical: { type: 'cosign container image signature' } }));
+    const signer = new KeylessSigner({ identityToken: token, fulcioUrl: sigstore.url });
+    const signed = await signer.sign(payload);
+    expect(signed.keyMaterial.kind).toBe('x509');
+    const certificate =
+      signed.keyMaterial.kind === 'x509' ? (signed.keyMaterial.certificateChainPem[0] as string) : '';
+    const witness = rekorWitness({ rekorUrl: sigstore.url });
+    const { tlogEntries } = await witness.testify(
+      {
+        $case: 'messageSignature',
+        messageSignature: {
+          messageDigest: {
+            algorithm: HashAlgorithm.SHA2_256,
+            digest: createHash('sha256').update(payload).digest(),
+          },
+          signature: signed.signature,
+        },
+      },
+      certificate,
+    );
+    const entry = tlogEntries?.[0];
+    if (!entry?.inclusionPromise) throw new Error('Rekor returned no signed entry timestamp');
+    const rekorBundle = {
+      SignedEntryTimestamp: entry.inclusionPromise.signedEntryTimestamp.toString('base64'),
+      Payload: {
+        body: entry.canonicalizedBody.toString('base64'),
+        integratedTime: Number(entry.integratedTime),
+        logIndex: Number(entry.logIndex),
+        logID: entry.logId?.keyId.toString('hex'),
+      },
+    };
+    const layer = {
+      mediaType: SIMPLE_SIGNING_MEDIA_TYPE,
+      content: payload,
+      annotations: {
+        [Annotation.signature]: signed.signature.toString('base64'),
+        [Annotation.certificate]: certificate,
+        [Annotation.chain]: '',
+        [Annotation.rekorBundle]: JSON.stringify(rekorBundle),
+      },
+    };
+    const bundle = bundleFromLegacyLayer(layer, 'sig');
+    expect(checkBundleKeyless(bundle, policy, payload)).toEqual({
+      ok: true,
+      signer: { identity: IDENTITY, issuer: ISSUER },
+    });
+    const altered = Buffer.from(payload.toString('utf8').replace('cosign', 'c0sign'));
+    expect(
+      checkBundleKeyless(bundleFromLegacyLayer({ ...layer, content: altered }, 'sig'), policy, altered),
+    ).toMatchObject({
+      ok: false,
+      reason: 'bad-signature',
+    });
+    expect(checkBundleKeyless(bundle, { ...policy, identity: 'someone@example.com' }, payload)).toMatchObject(
+      {
+        ok: false,
+        reason: 'wrong-signer',
+      },
+    );
+  });
+
+  it('resolveIdentityToken reads a token file given as --identity-token and rejects non-JWTs', async () => {
+    const file = join(work, 'token.jwt');
+    await writeFile(file, `${token}\n`);
+    expect(await resolveIdentityToken({ token: file, env: {} })).toBe(token);
+    await expect(resolveIdentityToken({ token: 'not-a-jwt', env: {} })).rejects.toThrow(
+      'the OIDC token is not a JWT',
+    );
+  });
+});
