@@ -57,7 +57,7 @@ export function encodePem(type: string, der: Buffer): string {
 /** The first PEM block of a text: its type and DER bytes. */
 export function decodePem(text: string, subject?: string): { type: string; der: Buffer } {
   const match = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/.exec(text);
-  if (!match) throw new GantryError('INVALID_ARGUMENT', 'not a PEM file', { subject });
+  if (!match) throw new GantryError('KEY_INVALID', 'not a PEM file', { subject });
   return { type: match[1] as string, der: Buffer.from((match[2] as string).replace(/\s+/g, ''), 'base64') };
 }
 
@@ -83,17 +83,17 @@ export async function decryptPrivateKey(der: Buffer, password: Buffer, subject?:
   const params = envelope.kdf.params;
   // Unknown scrypt parameters could make us burn minutes and gigabytes: accept only what cosign writes.
   if (!SCRYPT_PARAMS.some((p) => p.N === params.N && p.r === params.r && p.p === params.p)) {
-    throw new GantryError('INVALID_ARGUMENT', `unsupported scrypt parameters ${JSON.stringify(params)}`, {
+    throw new GantryError('KEY_INVALID', `unsupported scrypt parameters ${JSON.stringify(params)}`, {
       subject,
     });
   }
   const nonce = Buffer.from(envelope.cipher.nonce, 'base64');
   if (nonce.length !== NONCE_BYTES)
-    throw new GantryError('INVALID_ARGUMENT', 'encrypted key has a bad nonce', { subject });
+    throw new GantryError('KEY_INVALID', 'encrypted key has a bad nonce', { subject });
   const key = await deriveKey(password, Buffer.from(envelope.kdf.salt, 'base64'), params);
   const plaintext = nacl.secretbox.open(Buffer.from(envelope.ciphertext, 'base64'), nonce, key);
   if (!plaintext) {
-    throw new GantryError('INVALID_ARGUMENT', 'cannot decrypt the private key: wrong password?', { subject });
+    throw new GantryError('KEY_INVALID', 'cannot decrypt the private key: wrong password?', { subject });
   }
   return checkedP256(
     createPrivateKey({ key: Buffer.from(plaintext), format: 'der', type: 'pkcs8' }),
@@ -127,7 +127,7 @@ export async function importPrivateKey(
         options.subject,
       );
     default:
-      throw new GantryError('INVALID_ARGUMENT', `unsupported private key PEM type "${type}"`, {
+      throw new GantryError('KEY_INVALID', `unsupported private key PEM type "${type}"`, {
         subject: options.subject,
       });
   }
@@ -137,7 +137,7 @@ export async function importPrivateKey(
 export function importPublicKey(pem: string, subject?: string): KeyObject {
   const { type } = decodePem(pem, subject);
   if (type !== 'PUBLIC KEY') {
-    throw new GantryError('INVALID_ARGUMENT', `expected a PEM "PUBLIC KEY", got "${type}"`, { subject });
+    throw new GantryError('KEY_INVALID', `expected a PEM "PUBLIC KEY", got "${type}"`, { subject });
   }
   return checkedP256(
     parseKey(() => createPublicKey({ key: pem, format: 'pem' }), { subject }),
@@ -180,7 +180,7 @@ function parseEnvelope(der: Buffer, subject?: string): EncryptedEnvelope {
   try {
     value = JSON.parse(der.toString('utf8'));
   } catch (cause) {
-    throw new GantryError('INVALID_ARGUMENT', 'encrypted key is not valid JSON', { subject, cause });
+    throw new GantryError('KEY_INVALID', 'encrypted key is not valid JSON', { subject, cause });
   }
   const e = value as Partial<EncryptedEnvelope> | null;
   if (
@@ -191,7 +191,7 @@ function parseEnvelope(der: Buffer, subject?: string): EncryptedEnvelope {
     typeof e.cipher.nonce !== 'string' ||
     typeof e.ciphertext !== 'string'
   ) {
-    throw new GantryError('INVALID_ARGUMENT', 'encrypted key must use scrypt and nacl/secretbox', {
+    throw new GantryError('KEY_INVALID', 'encrypted key must use scrypt and nacl/secretbox', {
       subject,
     });
   }
@@ -216,7 +216,7 @@ function parseKey(parse: () => KeyObject, options: { subject?: string }): KeyObj
   try {
     return parse();
   } catch (cause) {
-    throw new GantryError('INVALID_ARGUMENT', 'cannot parse the key', { subject: options.subject, cause });
+    throw new GantryError('KEY_INVALID', 'cannot parse the key', { subject: options.subject, cause });
   }
 }
 
@@ -224,7 +224,7 @@ function checkedP256(key: KeyObject, subject?: string): KeyObject {
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     const kind =
       key.asymmetricKeyType === 'ec' ? key.asymmetricKeyDetails?.namedCurve : key.asymmetricKeyType;
-    throw new GantryError('INVALID_ARGUMENT', `only ECDSA P-256 keys are supported, got ${kind}`, {
+    throw new GantryError('KEY_INVALID', `only ECDSA P-256 keys are supported, got ${kind}`, {
       subject,
     });
   }

@@ -94,23 +94,29 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyIm
   return result;
 }
 
-/** Throws unless at least one signature verified: NOT_FOUND without signatures, else each rejection's reason. */
+/**
+ * Throws unless at least one signature verified: NO_SIGNATURES when there were none, UNTRUSTED_SIGNER when every
+ * signature is sound but from another key or for another repository, else SIGNATURE_INVALID; the message lists
+ * each signature's reason.
+ */
 export function assertVerified(result: VerifyImageResult): void {
   if (result.verified.length > 0) return;
   if (result.rejected.length === 0) {
     throw new GantryError(
-      'NOT_FOUND',
+      'NO_SIGNATURES',
       'no signatures found (neither a .sig tag nor sigstore bundle referrers)',
       {
         subject: result.reference,
       },
     );
   }
+  const untrusted = result.rejected.every((r) => r.reason === 'wrong-key' || r.reason === 'wrong-identity');
   const reasons = result.rejected.map((r) => `${r.form} ${r.source}: ${r.reason}: ${r.message}`);
-  throw new GantryError(VERIFICATION_FAILED, `no valid signature:\n  ${reasons.join('\n  ')}`, {
-    subject: result.reference,
-  });
+  throw new GantryError(
+    untrusted ? 'UNTRUSTED_SIGNER' : 'SIGNATURE_INVALID',
+    `no valid signature:\n  ${reasons.join('\n  ')}`,
+    {
+      subject: result.reference,
+    },
+  );
 }
-
-/** The error code of a failed verification. */
-const VERIFICATION_FAILED = 'DIGEST_MISMATCH';

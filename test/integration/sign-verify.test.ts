@@ -85,12 +85,12 @@ describe('gantry verify', () => {
     expect(bad.stderr).toContain('annotation env is "prod", expected "dev"');
   });
 
-  it('reports an unsigned image as NOT_FOUND', async () => {
+  it('reports an unsigned image as NO_SIGNATURES', async () => {
     const ref = await pushFixture(image, registry, 'unsigned:v1');
     const result = await gantry(['verify', '--key', key.pub, ref]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('no signatures found');
-    expect(result.stderr).toContain('[NOT_FOUND]');
+    expect(result.stderr).toContain('[NO_SIGNATURES]');
   });
 
   it('rejects a wrong key: the bundle names another key, the legacy signature does not verify', async () => {
@@ -147,6 +147,7 @@ describe('gantry verify', () => {
 
     const report = await verifyFails(ref);
     expect(reasons(report)).toEqual({ legacy: 'wrong-digest', bundle: 'wrong-digest' });
+    expect(report.stderr).toContain('[SIGNATURE_INVALID]');
     expect(report.stderr).toContain(`payload signs ${image.digest}, not this image (${other.digest})`);
   });
 
@@ -156,6 +157,7 @@ describe('gantry verify', () => {
     await gantryOk(['copy', `docker://${signed}`, `docker://${mirror}`]);
     const report = await verifyFails(mirror);
     expect(reasons(report)).toEqual({ legacy: 'wrong-identity', bundle: 'wrong-identity' });
+    expect(report.stderr).toContain('[UNTRUSTED_SIGNER]');
     expect(report.stderr).toContain(
       `payload names ${registry.host}/origin, expected ${registry.host}/mirror/app`,
     );
