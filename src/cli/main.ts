@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Loader> = {
   'manifest-digest': async () => (await import('./commands/manifest-digest.js')).command,
   login: async () => (await import('./commands/login.js')).login,
   logout: async () => (await import('./commands/login.js')).logout,
+  run: async () => (await import('./commands/run.js')).command,
   info: async () => (await import('./commands/info.js')).command,
   'generate-key-pair': async () => (await import('./commands/generate-key-pair.js')).command,
   sign: async () => (await import('./commands/sign.js')).command,

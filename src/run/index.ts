@@ -3,10 +3,10 @@
  * resolve the image's user, command, environment and working directory, choose the isolation level, and run
  * the command in the sandbox, returning its exit status.
  */
-
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { GantryError } from '../errors/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { runSandbox } from '../sandbox/helper.js';
 import { buildIdMaps, readIdRanges } from '../sandbox/idmap.js';
@@ -22,12 +22,13 @@ import { resolveUser } from './user.js';
 export { parseVolume } from './config.js';
 export type { PullPolicy } from './image.js';
 
-/** Unpacks one layer blob into an empty directory (src/layer's unpackLayer). */
+/** Unpacks one layer blob into an empty directory: src/layer's unpackLayer. */
 export type UnpackLayer = (options: {
   source: string;
   mediaType: string;
   target: string;
-}) => Promise<{ entries: number; skipped: string[] }>;
+  whiteoutMode: 'overlay';
+}) => Promise<{ diffId: string; skipped: { path: string; reason: string }[] }>;
 
 export interface RunImageOptions {
   /** A transport reference: `registry/repo:tag`, `oci:DIR[:REF]`, `oci-archive:FILE`, ... */
@@ -56,20 +57,36 @@ export interface RunImageResult {
   error?: string;
 }
 
-/** Unpacks the image's layers that the store does not hold yet; returns their directories, base first. */
+/**
+ * Unpacks the image's layers that the store does not hold yet, each into its own directory with overlayfs
+ * whiteouts (they become lowerdirs), checking the diffID the config promises; returns them base first.
+ */
 async function unpackLayers(image: StoredImage, o: RunImageOptions): Promise<string[]> {
   const diffIds = image.config.rootfs?.diff_ids ?? [];
   return Promise.all(
-    image.manifest.layers.map((layer, i) =>
-      o.store.ensureLayer(diffIds[i] as string, async (target) => {
-        const { skipped } = await o.unpackLayer({
-          source: o.store.blobPath(layer.digest),
+    image.manifest.layers.map((layer, i) => {
+      const diffId = diffIds[i] as string;
+      return o.store.ensureLayer(diffId, async (target) => {
+        const source = o.store.blobPath(layer.digest);
+        const result = await o.unpackLayer({
+          source,
           mediaType: layer.mediaType,
           target,
+          whiteoutMode: 'overlay',
         });
-        for (const s of skipped) o.logger.debug(`layer ${layer.digest}: skipped ${s}`);
-      }),
-    ),
+        if (result.diffId !== diffId) {
+          throw new GantryError(
+            'DIGEST_MISMATCH',
+            `layer unpacks to ${result.diffId}, the image config says ${diffId}`,
+            {
+              subject: layer.digest,
+            },
+          );
+        }
+        for (const s of result.skipped)
+          o.logger.warn(`layer ${layer.digest}: skipped ${s.path}: ${s.reason}`);
+      });
+    }),
   );
 }
 

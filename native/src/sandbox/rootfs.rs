@@ -56,17 +56,25 @@ pub fn copy_layers(rootfs: &Rootfs) -> Result<()> {
   Ok(())
 }
 
-fn is_whiteout(meta: &fs::Metadata) -> bool {
-  meta.file_type().is_char_device() && meta.rdev() == 0
+/// Whether `path` carries the overlayfs xattr `overlay.<name>` (user. or trusted. namespace) with any value
+/// (`y` for opaque dirs; whiteout files may carry an empty value).
+fn has_overlay_xattr(path: &Path, name: &str) -> bool {
+  ["trusted", "user"].iter().any(|ns| {
+    let (Ok(p), Ok(n)) = (sys::path_cstr(path), sys::cstr(&format!("{ns}.overlay.{name}"))) else { return false };
+    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    len >= 0
+  })
+}
+
+/// Both overlayfs whiteout forms: the 0/0 character device, and (where mknod was refused) an empty file
+/// marked with the `overlay.whiteout` xattr.
+fn is_whiteout(path: &Path, meta: &fs::Metadata) -> bool {
+  (meta.file_type().is_char_device() && meta.rdev() == 0)
+    || (meta.is_file() && meta.len() == 0 && has_overlay_xattr(path, "whiteout"))
 }
 
 fn is_opaque(dir: &Path) -> bool {
-  ["trusted.overlay.opaque", "user.overlay.opaque"].iter().any(|name| {
-    let (Ok(p), Ok(n)) = (sys::path_cstr(dir), sys::cstr(name)) else { return false };
-    let mut v = [0u8; 1];
-    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), v.as_mut_ptr() as *mut libc::c_void, 1) };
-    len == 1 && v[0] == b'y'
-  })
+  has_overlay_xattr(dir, "opaque")
 }
 
 fn remove_any(path: &Path) -> Result<()> {
@@ -87,7 +95,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let (from, to) = (entry.path(), dst.join(entry.file_name()));
     let meta = fs::symlink_metadata(&from).map_err(|e| io("stat", &from, e))?;
     let existing = fs::symlink_metadata(&to).ok();
-    if is_whiteout(&meta) {
+    if is_whiteout(&from, &meta) {
       remove_any(&to)?;
       continue;
     }

@@ -1,0 +1,102 @@
+/**
+ * `gantry run` benchmark: per-run overhead of `gantry run IMAGE true` against `buildah run --isolation chroot`
+ * (rootless, from a `buildah from oci:...` working container), both as the unprivileged user gantry-test, in
+ * the same run on the same busybox image. Prints medians and the gantry/buildah ratio (target: <= 0.5).
+ * Not a test: nothing is asserted. Needs root (to act as gantry-test) after scripts/setup.sh.
+ * Run: node bench/run.mjs bench/run.bench.ts   (BENCH_RUNS=20 by default)
+ */
+import { execFile } from 'node:child_process';
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeImageLayout } from '../test/harness/fixtures.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 20);
+const GANTRY = join(process.cwd(), 'bin', 'gantry.js');
+const USER = 'gantry-test';
+
+function exec(cmd: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd.join(' ')} failed:\n${stderr}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+async function timeOnce(cmd: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const start = process.hrtime.bigint();
+  await exec(cmd, env);
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+const asUser = (...cmd: string[]): string[] => [
+  'setpriv',
+  '--reuid',
+  USER,
+  '--regid',
+  USER,
+  '--init-groups',
+  '--',
+  ...cmd,
+];
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0)
+    throw new Error('run the benchmark as root: it acts as the unprivileged user gantry-test');
+  const { uid, gid, home } = await exec(['getent', 'passwd', USER], process.env).then((line) => {
+    const f = line.split(':');
+    return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] as string };
+  });
+  const base = await mkdtemp(join(tmpdir(), 'gantry-run-bench-'));
+  try {
+    await chmod(base, 0o755);
+    const image = await makeImageLayout({ dir: join(base, 'image'), busybox: true, layers: 1 });
+    await exec(['chmod', '-R', 'a+rX', image.layoutDir], process.env);
+    const store = join(base, 'store');
+    const runtime = join(base, 'runtime');
+    for (const dir of [store, runtime]) {
+      await exec(['mkdir', '-m', '700', dir], process.env);
+      await chown(dir, uid, gid);
+    }
+    const env = {
+      PATH: process.env.PATH,
+      HOME: home,
+      XDG_RUNTIME_DIR: runtime,
+      GANTRY_STORE: store,
+      CI: 'true',
+    };
+    const ref = `oci:${image.layoutDir}:${image.tag}`;
+
+    // Warm both: gantry pulls and unpacks into its store, buildah makes its working container.
+    const gantryRun = asUser(process.execPath, GANTRY, 'run', '--quiet', ref, 'true');
+    await exec(gantryRun, env);
+    const container = await exec(asUser('buildah', 'from', '--pull-never', '--quiet', ref), env);
+    const buildahRun = asUser('buildah', 'run', '--isolation', 'chroot', container, 'true');
+    await exec(buildahRun, env);
+
+    // Interleaved so drift on the machine hits both alike.
+    const gantryTimes: number[] = [];
+    const buildahTimes: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      gantryTimes.push(await timeOnce(gantryRun, env));
+      buildahTimes.push(await timeOnce(buildahRun, env));
+    }
+    await exec(asUser('buildah', 'rm', container), env);
+    const g = median(gantryTimes);
+    const b = median(buildahTimes);
+    console.log(`gantry run IMAGE true           median ${(g * 1000).toFixed(0)} ms over ${RUNS} runs`);
+    console.log(`buildah run --isolation chroot  median ${(b * 1000).toFixed(0)} ms over ${RUNS} runs`);
+    console.log(`ratio gantry/buildah            ${(g / b).toFixed(2)} (target <= 0.50)`);
+  } finally {
+    await exec(['rm', '-rf', base], process.env).catch(() => rm(base, { recursive: true, force: true }));
+  }
+}
+
+await main();
