@@ -188,13 +188,44 @@ describe('cosign accepts what gantry signs', () => {
     expect(verified.stdout).toContain(image.digest);
   });
 
-  it('in both forms by default, and cosign verifies each', async () => {
+  it('in both forms by default (cosign then reads the bundle), also after gantry copies the image', async () => {
     const ref = await push('both');
     await gantryOk(['sign', '--key', gantryKey.key, `docker://${ref}`], { env });
     expect((await cosignVerify(ref, gantryKey.pub)).code).toBe(0);
     const result = await gantryVerify(ref, gantryKey.pub);
     expect(result.verified.map((v) => v.form).sort()).toEqual(['bundle', 'legacy']);
     expect(result.rejected).toEqual([]);
+
+    // The copy carries the .sig tag and the bundle referrer (fallback tag): cosign verifies the mirror, and
+    // so does gantry in both forms once told which repository the signatures name.
+    const mirror = `${registry.host}/mirror/both:v1`;
+    await gantryOk(['copy', `docker://${ref}`, `docker://${mirror}`]);
+    expect((await cosignVerify(mirror, gantryKey.pub)).code).toBe(0);
+    const mirrored = await gantryVerify(mirror, gantryKey.pub, ['--identity', ref.replace(/:v1$/, '')]);
+    expect(mirrored.verified.map((v) => v.form).sort()).toEqual(['bundle', 'legacy']);
+  });
+
+  it('signed with a key read through --passphrase-file', async () => {
+    const ref = await push('passphrase-file');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(work, 'password.txt'), `${PASSWORD}\n`);
+    await gantryOk(
+      [
+        'sign',
+        '--key',
+        gantryKey.key,
+        '--passphrase-file',
+        join(work, 'password.txt'),
+        '--format',
+        'legacy',
+        ref,
+      ],
+      { env: { COSIGN_PASSWORD: 'wrong' } },
+    );
+    expect((await cosignVerify(ref, gantryKey.pub)).code).toBe(0);
+    const wrong = await gantry(['sign', '--key', gantryKey.key, ref], { env: { COSIGN_PASSWORD: 'wrong' } });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('cannot decrypt the private key: wrong password? [KEY_INVALID]');
   });
 
   it('signed with a key cosign generated', async () => {
