@@ -47,21 +47,25 @@ pub fn open_path(root: BorrowedFd<'_>, parts: &[&[u8]], create: bool) -> LayerRe
           Ok(()) | Err(Errno::EXIST) => {}
           Err(e) => return Err(LayerError::io(format!("mkdir {}", show(&super::path::join(&parts[..=i]))), e.into())),
         }
-        open_dir_nofollow(cur.as_fd(), part).map_err(|e| refused_parent(parts, i, e))?
+        open_dir_nofollow(cur.as_fd(), part).map_err(|e| refused_parent(cur.as_fd(), parts, i, e))?
       }
       Err(Errno::NOENT) => return Ok(None),
-      Err(e) => return Err(refused_parent(parts, i, e)),
+      Err(e) => return Err(refused_parent(cur.as_fd(), parts, i, e)),
     };
     cur = next;
   }
   Ok(Some(cur))
 }
 
-fn refused_parent(parts: &[&[u8]], i: usize, e: Errno) -> LayerError {
+/// Why a path component could not be opened as a directory. O_NOFOLLOW|O_DIRECTORY on a symlink gives ENOTDIR
+/// (or ELOOP), the same as on a file, so the component's type decides which it was.
+fn refused_parent(dir: BorrowedFd<'_>, parts: &[&[u8]], i: usize, e: Errno) -> LayerError {
   let at = show(&super::path::join(&parts[..=i]));
-  match e {
-    Errno::LOOP => LayerError::Unsafe(format!("{at} is a symlink; refusing to write through it")),
-    Errno::NOTDIR => LayerError::Invalid(format!("{at} is not a directory but has entries below it")),
+  match (e, kind_at(dir, parts[i])) {
+    (Errno::LOOP | Errno::NOTDIR, Ok(Some(FileType::Symlink))) => {
+      LayerError::Unsafe(format!("{at} is a symlink; refusing to write through it"))
+    }
+    (Errno::NOTDIR, _) => LayerError::Invalid(format!("{at} is not a directory but has entries below it")),
     _ => LayerError::io(format!("open {at}"), e.into()),
   }
 }
