@@ -26,7 +26,7 @@ export {
 export type * from './instructions.js';
 export { type LoadedIgnoreFile, loadDockerignore } from './load-dockerignore.js';
 export { type CacheSharing, type MountType, parseMount, type RunMount } from './mount.js';
-export { type DockerfileIR, type ParseOptions, parseDockerfile } from './parse.js';
+export { type DockerfileIR, type ParseOptions, parseDockerfile, parseImageTriggers } from './parse.js';
 export { parseGoDuration } from './parse-instruction.js';
 export {
   type ExpandedStep,

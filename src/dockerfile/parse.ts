@@ -209,3 +209,38 @@ function resolveGlobalArgs(
   }
   return vars;
 }
+
+/**
+ * Parses the ONBUILD triggers a base image's config carries (`config.OnBuild`), to run first in a stage built on
+ * it. Each is parsed on its own with the default escape token, as BuildKit does; errors point at the stage's FROM.
+ */
+export function parseImageTriggers(expressions: readonly string[], from: Location): Instruction[] {
+  return expressions.map((expression) => {
+    let lines: ReturnType<typeof readSource>['lines'];
+    try {
+      lines = readSource(expression, from.file).lines;
+    } catch (err) {
+      throw triggerError(from, expression, err);
+    }
+    const line = lines[0];
+    if (!line || lines.length !== 1) {
+      throw locationError(from.file, at(from), 'ONBUILD: onbuild trigger should be a single expression');
+    }
+    const keyword = line.keyword.toUpperCase();
+    if (keyword === 'FROM' || keyword === 'MAINTAINER' || keyword === 'ONBUILD') {
+      throw locationError(from.file, at(from), `ONBUILD: ${keyword} isn't allowed as an ONBUILD trigger`);
+    }
+    try {
+      const instruction = parseInstruction(line, from.file, '\\');
+      return { ...instruction, location: from } as Instruction;
+    } catch (err) {
+      throw triggerError(from, expression, err);
+    }
+  });
+}
+
+function triggerError(from: Location, expression: string, err: unknown): GantryError {
+  // The trigger was parsed as its own one-line file: drop that file's position from the inner message.
+  const detail = (err instanceof Error ? err.message : String(err)).replace(/^.*?:\d+:\d+: /, '');
+  return locationError(from.file, at(from), `ONBUILD trigger ${JSON.stringify(expression)}: ${detail}`, err);
+}

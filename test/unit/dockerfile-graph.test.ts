@@ -7,6 +7,7 @@ import {
   initialVariables,
   type ParseOptions,
   parseDockerfile,
+  parseImageTriggers,
   runEnvironment,
   type StageVariables,
   stageDependencies,
@@ -339,5 +340,28 @@ WORKDIR /$TARGETARCH
       http_proxy: 'http://u:p@proxy:3128',
       NO_PROXY: 'localhost',
     });
+  });
+});
+
+describe('base image ONBUILD triggers', () => {
+  const from = { file: 'Dockerfile', line: 3, column: 1, endLine: 3 };
+
+  it('parses each trigger on its own, located at the FROM', () => {
+    const triggers = parseImageTriggers(
+      ['COPY . /app/src', 'RUN make -C /app/src', 'COPY <<EOF /x\nhi\nEOF'],
+      from,
+    );
+    expect(triggers.map((t) => t.kind)).toEqual(['COPY', 'RUN', 'COPY']);
+    expect(triggers[0]?.location).toEqual(from);
+    expect(triggers[2]?.kind === 'COPY' && triggers[2].inline[0]?.content).toBe('hi\n');
+  });
+
+  const bad: [string, string][] = [
+    ['FROM x', "ONBUILD: FROM isn't allowed as an ONBUILD trigger"],
+    ['RUN a\nRUN b', 'onbuild trigger should be a single expression'],
+    ['COPY --nope a b', 'Dockerfile:3:1: ONBUILD trigger "COPY --nope a b": COPY: unknown flag --nope'],
+  ];
+  it.each(bad)('%j fails', (expression, message) => {
+    expect(thrown(() => parseImageTriggers([expression], from)).message).toContain(message);
   });
 });
