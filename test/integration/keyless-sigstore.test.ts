@@ -3,7 +3,8 @@
  * public Sigstore is reachable): `gantry attest` without a key gets a certificate for an OIDC token minted here
  * (given directly, through a named variable as GitLab does, or from a fake GitHub Actions token endpoint) and a
  * Rekor entry; `verify-attestation --certificate-identity/--certificate-oidc-issuer` accepts the right signer
- * and rejects a wrong identity or issuer with its own message. The core's `verify` hook (a keyless `.sig` layer
+ * and rejects a wrong identity or issuer with its own message; the real cosign verifies the bundle form against
+ * the same trusted root (cosign 2 takes a trusted-root file for bundles only). The core's `verify` hook (a keyless `.sig` layer
  * as a bundle, checked by checkBundleKeyless) is exercised at the library level.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
@@ -24,6 +25,7 @@ import {
   rekorWitness,
   resolveIdentityToken,
 } from '../../src/sign/keyless.js';
+import { cosign, LOOPBACK_REGISTRY_FLAGS } from '../harness/cosign.js';
 import { type FixtureImage, makeImageLayout, pushFixture } from '../harness/fixtures.js';
 import { trackTempDir } from '../harness/procs.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
@@ -223,6 +225,46 @@ describe('keyless attest', () => {
     expect(wrongIssuer.stderr).toContain(
       `certificate OIDC issuer is "${ISSUER}", not the expected "https://gitlab.com"`,
     );
+  });
+
+  it('cosign verifies the keyless bundle form against the same trusted root, and rejects another identity', async () => {
+    const ref = await pushFixture(image, registry, 'keyless/cosign:v1');
+    await gantryOk(
+      [
+        'attest',
+        '--type',
+        'slsaprovenance',
+        '--predicate',
+        predicate,
+        '--format',
+        'bundle',
+        '--identity-token',
+        token,
+        ...sigstoreFlags(),
+        ref,
+      ],
+      { env: NO_AMBIENT_TOKENS },
+    );
+    const cosignVerify = (identity: string) =>
+      cosign([
+        'verify-attestation',
+        '--certificate-identity',
+        identity,
+        '--certificate-oidc-issuer',
+        ISSUER,
+        '--trusted-root',
+        trustedRootPath,
+        '--type',
+        'slsaprovenance',
+        ...LOOPBACK_REGISTRY_FLAGS,
+        ref,
+      ]);
+    const accepted = await cosignVerify(IDENTITY);
+    expect(accepted.stderr).toContain('Existence of the claims in the transparency log was verified offline');
+    expect(accepted.code).toBe(0);
+    expect(
+      (await cosignVerify('https://github.com/evil/app/.github/workflows/x.yml@refs/heads/main')).code,
+    ).not.toBe(0);
   });
 
   it('takes the token from a variable named by --identity-token-env, as GitLab ID tokens are given', async () => {
