@@ -6,7 +6,7 @@
  * Run: node bench/run.mjs bench/run.bench.ts   (BENCH_RUNS=20 by default)
  */
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeImageLayout } from '../test/harness/fixtures.js';
@@ -54,7 +54,9 @@ async function main(): Promise<void> {
     const f = line.split(':');
     return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] as string };
   });
-  const base = await mkdtemp(join(tmpdir(), 'gantry-run-bench-'));
+  // buildah derives an image name from the layout path, which must be lowercase (mkdtemp's suffix is not).
+  const base = join(tmpdir(), `gantry-run-bench-${process.pid}`);
+  await mkdir(base);
   try {
     await chmod(base, 0o755);
     const image = await makeImageLayout({ dir: join(base, 'image'), busybox: true, layers: 1 });
