@@ -3,8 +3,6 @@ import { writeFile } from 'node:fs/promises';
 import { copyImage, type ManifestFormat } from '../../copy/index.js';
 import { GantryError } from '../../errors/index.js';
 import { parsePlatform } from '../../oci/index.js';
-import { loadKeySigner } from '../../sign/key-files.js';
-import { signImage } from '../../sign/sign.js';
 import { openDestination, openSource, parseTransportReference } from '../../transports/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -76,10 +74,13 @@ export const command: Command = {
     if (f['sign-by'] && destRef.transport !== 'docker') {
       throw new GantryError('INVALID_ARGUMENT', '--sign-by needs a registry (docker://) destination');
     }
-    // Loaded before copying, so a wrong password fails fast instead of after the transfer.
-    const signer = f['sign-by']
-      ? await loadKeySigner(f['sign-by'], { passphraseFile: f['sign-passphrase-file'] })
-      : undefined;
+    // The key is loaded before copying, so a wrong password fails fast instead of after the transfer; the
+    // signing modules (sigstore, tweetnacl) load only then, keeping plain copies' start-up lean.
+    const signing = f['sign-by'] ? await import('../../sign/index.js') : undefined;
+    const signer =
+      signing && f['sign-by']
+        ? await signing.loadKeySigner(f['sign-by'], { passphraseFile: f['sign-passphrase-file'] })
+        : undefined;
     const out = createOutput({ quiet: f.quiet, json: f.json });
     const source = await openSource(srcRef, { registry: registryClientFromFlags(f, 'src-', out.logger) });
     try {
@@ -95,8 +96,8 @@ export const command: Command = {
         logger: out.logger,
         progress: out.progress,
       });
-      if (signer && destRef.transport === 'docker') {
-        await signImage({
+      if (signing && signer && destRef.transport === 'docker') {
+        await signing.signImage({
           client: destClient,
           reference: { ...destRef.image, digest: result.digest },
           signer,
