@@ -373,6 +373,19 @@ describe('heredocs', () => {
     }
   });
 
+  const names: [string, string, boolean][] = [
+    ["<<eo\\'f", "eo'f", true],
+    [`<<"eo'f"`, "eo'f", false],
+    ["<<'one two'", 'one two', false],
+    ['<<$EOF', '$EOF', true],
+    ['<<file.txt', 'file.txt', true],
+    ['<< EOF', 'EOF', true],
+  ];
+  it.each(names)('delimiter %s is %s (expand=%s)', (word, name, expand) => {
+    const run = first(`RUN cat ${word}\nbody\n${name}\n`, 'RUN');
+    expect(run.command.files[0]).toMatchObject({ name, expand, content: 'body\n' });
+  });
+
   it('reads several heredocs in order, with file descriptors', () => {
     const run = first('RUN <<A 3<<B cat /dev/fd/3\na\nA\nb\nB\nUSER u\n', 'RUN');
     expect(run.command.files.map((f) => [f.name, f.fd, f.content])).toEqual([
