@@ -323,6 +323,32 @@ describe('keyless attest', () => {
     }
   });
 
+  it('a keyless attestation checked with --key is reported as made by another signer', async () => {
+    const ref = await pushFixture(image, registry, 'keyless/by-key:v1');
+    await gantryOk(
+      [
+        'attest',
+        '--type',
+        'slsaprovenance',
+        '--predicate',
+        predicate,
+        '--identity-token',
+        token,
+        ...sigstoreFlags(),
+        ref,
+      ],
+      { env: NO_AMBIENT_TOKENS },
+    );
+    const pub = join(work, 'unrelated.pub');
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    await writeFile(pub, publicKey.export({ format: 'pem', type: 'spki' }));
+    const result = await gantry(['verify-attestation', '--key', pub, '--output', 'json', ref]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('[UNTRUSTED_SIGNER]');
+    const json = JSON.parse(result.stdout) as { rejected: { reason: string }[] };
+    expect(json.rejected.map((r) => r.reason)).toEqual(['wrong-key', 'wrong-key']);
+  });
+
   it('without a key or any token source, says how to provide one', async () => {
     const ref = await pushFixture(image, registry, 'keyless/none:v1');
     const result = await gantry(['attest', '--type', 'slsaprovenance', '--predicate', predicate, ref], {
