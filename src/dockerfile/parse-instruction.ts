@@ -518,6 +518,7 @@ function parseOnbuild(ctx: InstructionContext, base: { location: Location; origi
     heredocs: ctx.line.heredocs,
     start: ctx.line.positionAt(offset),
     endLine: ctx.line.endLine,
+    emptyContinuation: ctx.line.emptyContinuation,
     positionAt: (o) => ctx.line.positionAt(offset + o),
   };
   const trigger = parseInstruction(triggerLine, ctx.file, ctx.escapeToken);

@@ -48,6 +48,13 @@ export function parseDockerfile(text: string, options: ParseOptions): Dockerfile
   const raw: { from: ReturnType<typeof parseFrom>; instructions: Instruction[] }[] = [];
   const warnings: Warning[] = [];
   for (const line of source.lines) {
+    if (line.emptyContinuation) {
+      warnings.push({
+        location: { file, line: line.start.line, column: line.start.column, endLine: line.endLine },
+        rule: 'NoEmptyContinuation',
+        message: 'Empty continuation line',
+      });
+    }
     if (line.keyword.toUpperCase() === 'FROM') {
       raw.push({ from: parseFrom(line, file, escapeToken), instructions: [] });
       continue;
@@ -95,6 +102,13 @@ export function parseDockerfile(text: string, options: ParseOptions): Dockerfile
   const byName = new Map<string, number>();
   for (const [index, { from, instructions }] of raw.entries()) {
     const where = at(from.location);
+    if (from.name === 'scratch' || from.name === 'context') {
+      warnings.push({
+        location: from.location,
+        rule: 'ReservedStageName',
+        message: `Stage name should not use the same name as reserved stage ${JSON.stringify(from.name)}`,
+      });
+    }
     if (from.name && byName.has(from.name)) {
       // BuildKit only warns; later references see the later stage.
       warnings.push({

@@ -47,6 +47,8 @@ export interface LogicalLine {
   heredocs: Heredoc[];
   start: SourcePosition;
   endLine: number;
+  /** An empty line sat inside the continuation (BuildKit warns: NoEmptyContinuation). */
+  emptyContinuation: boolean;
   /** Maps an offset in `text` to its position in the file. */
   positionAt(offset: number): SourcePosition;
 }
@@ -167,6 +169,7 @@ function readLogicalLine(
   let text = '';
   let index = startLine;
   let ended = false;
+  let emptyContinuation = false;
   const append = (raw: string, lineIndex: number, column: number): void => {
     const m = continuation.exec(raw);
     let kept = raw;
@@ -181,8 +184,12 @@ function readLogicalLine(
   while (!ended && index < fileLines.length) {
     const raw = fileLines[index] as string;
     index++;
-    // Comment lines and empty lines inside a continuation are dropped.
-    if (isComment(raw) || raw.trim() === '') continue;
+    // Comment lines and empty lines inside a continuation are dropped (empty ones with a warning).
+    if (isComment(raw)) continue;
+    if (raw.trim() === '') {
+      emptyContinuation = true;
+      continue;
+    }
     append(raw, index - 1, 0);
   }
   const positionAt = (offset: number): SourcePosition => {
@@ -202,6 +209,7 @@ function readLogicalLine(
     heredocs: [],
     start,
     endLine: index,
+    emptyContinuation,
     positionAt,
   };
   if (canContainHeredoc(line, escapeToken) && text.includes('<<')) {

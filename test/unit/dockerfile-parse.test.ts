@@ -174,12 +174,16 @@ describe('FROM and stages', () => {
     );
   });
 
-  it('warns about duplicate stage names, MAINTAINER and legacy ENV', () => {
-    const ir = parse('FROM a AS x\nMAINTAINER me\nENV A b\nFROM b AS x\n');
+  it('warns about duplicate and reserved stage names, MAINTAINER, legacy ENV and empty continuations', () => {
+    const ir = parse(
+      'FROM a AS x\nMAINTAINER me\nENV A b\nRUN a \\\n\n  b\nFROM b AS x\nFROM c AS context\n',
+    );
     expect(ir.warnings.map((w) => [w.rule, w.location.line])).toEqual([
       ['MaintainerDeprecated', 2],
       ['LegacyKeyValueFormat', 3],
-      ['DuplicateStageName', 4],
+      ['NoEmptyContinuation', 4],
+      ['DuplicateStageName', 7],
+      ['ReservedStageName', 8],
     ]);
   });
 });
