@@ -1,14 +1,17 @@
 // Bundles the CLI and the library into dist/ with esbuild: one file per entry point keeps `gantry` start-up
 // lean (one module graph to load, subcommands split into lazily loaded chunks).
-import { rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { build } from 'esbuild';
 
-// Chunk names carry content hashes: start from an empty dist/ so stale chunks never pile up.
-await rm('dist', { recursive: true, force: true });
+// Build into a fresh directory and swap it in, so stale hashed chunks never pile up and a gantry process
+// started meanwhile (parallel test runs) sees the old bundle or the new one, never a half-written one.
+const staging = `dist.tmp-${process.pid}`;
+const retired = `dist.old-${process.pid}`;
+await rm(staging, { recursive: true, force: true });
 
 await build({
   entryPoints: { cli: 'src/cli/main.ts', index: 'src/index.ts' },
-  outdir: 'dist',
+  outdir: staging,
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -23,3 +26,9 @@ await build({
   },
   logLevel: 'warning',
 });
+
+await rename('dist', retired).catch((err) => {
+  if (err.code !== 'ENOENT') throw err;
+});
+await rename(staging, 'dist');
+await rm(retired, { recursive: true, force: true });
