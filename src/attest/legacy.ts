@@ -7,6 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import type { SerializedBundle, SerializedEnvelope } from '@sigstore/bundle';
+import { json } from '@sigstore/core';
 import { GantryError } from '../errors/index.js';
 import {
   Annotation,
@@ -54,13 +55,27 @@ export function legacyLayerFromBundle(
     };
     annotations[Annotation.rekorBundle] = JSON.stringify(rekor);
   }
-  // cosign's envelope JSON: payloadType, payload, signatures (keyid, sig).
+  const leaf = chain?.[0];
   const content = Buffer.from(
-    JSON.stringify({
-      payloadType: envelope.payloadType,
-      payload: envelope.payload,
-      signatures: envelope.signatures.map((s) => ({ keyid: s.keyid ?? '', sig: s.sig })),
-    }),
+    entry && leaf
+      ? // Keyless: cosign matches the layer to its Rekor `intoto` entry by the layer's SHA-256, and Rekor hashes
+        // the canonical envelope with the signer's certificate beside each signature. Store exactly those bytes;
+        // DSSE readers ignore the extra field.
+        json.canonicalize({
+          payload: envelope.payload,
+          payloadType: envelope.payloadType,
+          signatures: envelope.signatures.map((s) => ({
+            ...(s.keyid ? { keyid: s.keyid } : {}),
+            publicKey: leaf,
+            sig: s.sig,
+          })),
+        })
+      : // cosign's envelope JSON: payloadType, payload, signatures (keyid, sig).
+        JSON.stringify({
+          payloadType: envelope.payloadType,
+          payload: envelope.payload,
+          signatures: envelope.signatures.map((s) => ({ keyid: s.keyid ?? '', sig: s.sig })),
+        }),
   );
   return { mediaType: DSSE_ENVELOPE_MEDIA_TYPE, content, annotations };
 }

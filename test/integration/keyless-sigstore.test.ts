@@ -3,8 +3,8 @@
  * public Sigstore is reachable): `gantry attest` without a key gets a certificate for an OIDC token minted here
  * (given directly, through a named variable as GitLab does, or from a fake GitHub Actions token endpoint) and a
  * Rekor entry; `verify-attestation --certificate-identity/--certificate-oidc-issuer` accepts the right signer
- * and rejects a wrong identity or issuer with its own message; the real cosign verifies the bundle form against
- * the same trusted root (cosign 2 takes a trusted-root file for bundles only). The core's `verify` hook (a keyless `.sig` layer
+ * and rejects a wrong identity or issuer with its own message; the real cosign verifies both forms against the
+ * same trust (a trusted-root file for bundles; for `.att`, the same keys as cosign's SIGSTORE_* files). The core's `verify` hook (a keyless `.sig` layer
  * as a bundle, checked by checkBundleKeyless) is exercised at the library level.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
@@ -259,6 +259,70 @@ describe('keyless attest', () => {
         ...LOOPBACK_REGISTRY_FLAGS,
         ref,
       ]);
+    const accepted = await cosignVerify(IDENTITY);
+    expect(accepted.stderr).toContain('Existence of the claims in the transparency log was verified offline');
+    expect(accepted.code).toBe(0);
+    expect(
+      (await cosignVerify('https://github.com/evil/app/.github/workflows/x.yml@refs/heads/main')).code,
+    ).not.toBe(0);
+  });
+
+  it('cosign verifies the keyless .att form (Rekor entry checked offline), and rejects another identity', async () => {
+    const ref = await pushFixture(image, registry, 'keyless/cosign-att:v1');
+    await gantryOk(
+      [
+        'attest',
+        '--type',
+        'slsaprovenance',
+        '--predicate',
+        predicate,
+        '--format',
+        'legacy',
+        '--identity-token',
+        token,
+        ...sigstoreFlags(),
+        ref,
+      ],
+      { env: NO_AMBIENT_TOKENS },
+    );
+    // cosign 2 takes a trusted-root file for bundles only; for the .att form it reads the same keys from these.
+    const pem = (type: string, der: Uint8Array) =>
+      `-----BEGIN ${type}-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${type}-----\n`;
+    const root = sigstore.trustedRoot;
+    const files: Record<string, [string, string]> = {
+      SIGSTORE_ROOT_FILE: [
+        join(work, 'fulcio.pem'),
+        pem(
+          'CERTIFICATE',
+          root.certificateAuthorities[0]?.certChain?.certificates[0]?.rawBytes ?? Buffer.alloc(0),
+        ),
+      ],
+      SIGSTORE_REKOR_PUBLIC_KEY: [
+        join(work, 'rekor.pub'),
+        pem('PUBLIC KEY', root.tlogs[0]?.publicKey?.rawBytes ?? Buffer.alloc(0)),
+      ],
+      SIGSTORE_CT_LOG_PUBLIC_KEY_FILE: [
+        join(work, 'ctlog.pub'),
+        pem('PUBLIC KEY', root.ctlogs[0]?.publicKey?.rawBytes ?? Buffer.alloc(0)),
+      ],
+    };
+    for (const [path, text] of Object.values(files)) await writeFile(path, text);
+    const env = Object.fromEntries(Object.entries(files).map(([name, [path]]) => [name, path]));
+    const cosignVerify = (identity: string) =>
+      cosign(
+        [
+          'verify-attestation',
+          '--certificate-identity',
+          identity,
+          '--certificate-oidc-issuer',
+          ISSUER,
+          '--type',
+          'slsaprovenance',
+          ...LOOPBACK_REGISTRY_FLAGS,
+          ref,
+        ],
+        { env },
+      );
     const accepted = await cosignVerify(IDENTITY);
     expect(accepted.stderr).toContain('Existence of the claims in the transparency log was verified offline');
     expect(accepted.code).toBe(0);

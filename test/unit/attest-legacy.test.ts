@@ -94,6 +94,14 @@ describe('keyless attestation', () => {
       Payload: { body, integratedTime: 1700000000, logIndex: 7, logID: 'abcd' },
     });
     expect(legacyCertificateChain(layer)).toEqual([leaf, root]);
+    // The blob is the envelope as Rekor hashes an intoto entry: canonical JSON, the certificate beside the signature.
+    expect(layer.content.toString('utf8')).toBe(
+      JSON.stringify({
+        payload: 'e30=',
+        payloadType: 'application/vnd.in-toto+json',
+        signatures: [{ publicKey: leaf, sig: 'c2ln' }],
+      }),
+    );
 
     const rebuilt = bundleFromLegacyLayer(layer, 'att[0]');
     // A SET without an inclusion proof is what a v0.1 bundle holds.
