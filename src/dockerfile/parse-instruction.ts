@@ -191,25 +191,26 @@ const GO_DURATION_UNITS: Record<string, number> = {
 
 /** Go's time.ParseDuration, in nanoseconds. */
 export function parseGoDuration(text: string): number {
-  const invalid = (): Error => new Error(`time: invalid duration ${JSON.stringify(text)}`);
-  let rest = text;
-  let sign = 1;
-  if (rest.startsWith('-') || rest.startsWith('+')) {
-    sign = rest.startsWith('-') ? -1 : 1;
-    rest = rest.slice(1);
-  }
+  const fail = (what: string): Error => new Error(`time: ${what} ${JSON.stringify(text)}`);
+  let rest = text.replace(/^[-+]/, '');
+  const sign = text.startsWith('-') ? -1 : 1;
   if (rest === '0') return 0;
-  if (rest === '') throw invalid();
+  if (rest === '') throw fail('invalid duration');
   let total = 0;
   while (rest !== '') {
-    const m = /^(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)/.exec(rest);
-    if (!m || m[1] === '' || m[1] === '.') {
-      if (m && (m[1] === '' || m[1] === '.')) throw invalid();
-      if (/^\d*\.?\d*$/.test(rest)) throw new Error(`time: missing unit in duration ${JSON.stringify(text)}`);
-      throw new Error(`time: unknown unit in duration ${JSON.stringify(text)}`);
+    const num = /^(\d+\.?\d*|\.\d+)/.exec(rest);
+    if (!num) throw fail('invalid duration');
+    rest = rest.slice(num[0].length);
+    // Longer units first so `ms` is not read as `m`.
+    const unit = /^(ns|us|µs|μs|ms|s|m|h)/.exec(rest);
+    if (!unit) {
+      const word = /^[^\d.]*/.exec(rest)?.[0] ?? '';
+      throw fail(
+        word === '' ? 'missing unit in duration' : `unknown unit ${JSON.stringify(word)} in duration`,
+      );
     }
-    total += Number.parseFloat(m[1] as string) * (GO_DURATION_UNITS[m[2] as string] as number);
-    rest = rest.slice(m[0].length);
+    total += Number.parseFloat(num[0]) * (GO_DURATION_UNITS[unit[0]] as number);
+    rest = rest.slice(unit[0].length);
   }
   return Math.round(sign * total);
 }
