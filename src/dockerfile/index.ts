@@ -3,6 +3,7 @@
  * variable expansion, and .dockerignore rules. Everything here is pure except `loadDockerignore`.
  */
 export { automaticArgs, isProxyArg, type PlatformPair, PROXY_ARGS } from './args.js';
+export { type BuildArgSources, resolveBuildArgs } from './build-args.js';
 export { applyChmod, type ChmodSpec, parseChmod } from './chmod.js';
 export { createIgnoreMatcher, type IgnoreMatcher, parseDockerignore } from './dockerignore.js';
 export {

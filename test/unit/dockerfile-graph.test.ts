@@ -8,6 +8,7 @@ import {
   type ParseOptions,
   parseDockerfile,
   parseImageTriggers,
+  resolveBuildArgs,
   runEnvironment,
   type StageVariables,
   stageDependencies,
@@ -363,5 +364,32 @@ describe('base image ONBUILD triggers', () => {
   ];
   it.each(bad)('%j fails', (expression, message) => {
     expect(thrown(() => parseImageTriggers([expression], from)).message).toContain(message);
+  });
+});
+
+describe('resolveBuildArgs', () => {
+  it('merges files then flags, later values winning, bare keys from the environment', () => {
+    const args = resolveBuildArgs({
+      files: [
+        { name: 'a.args', text: '# versions\nGO_VERSION=1.21\n\nNODE=20\r\nEMPTY=\n' },
+        { name: 'b.args', text: 'GO_VERSION=1.22\nURL=https://x/?a=b\n' },
+      ],
+      args: ['NODE=22', 'HTTP_PROXY', 'MISSING', 'EQ=a=b'],
+      env: { HTTP_PROXY: 'http://proxy:3128' },
+    });
+    expect(args).toEqual({
+      GO_VERSION: '1.22',
+      NODE: '22',
+      EMPTY: '',
+      URL: 'https://x/?a=b',
+      HTTP_PROXY: 'http://proxy:3128',
+      EQ: 'a=b',
+    });
+  });
+
+  it('names the file and line of a bad entry', () => {
+    const err = thrown(() => resolveBuildArgs({ files: [{ name: 'ci.args', text: 'A=1\n=oops\n' }] }));
+    expect(err.message).toBe('ci.args:2: invalid build argument "=oops"');
+    expect(thrown(() => resolveBuildArgs({ args: ['BAD KEY=1'] })).subject).toBe('--build-arg');
   });
 });
