@@ -139,21 +139,31 @@ export interface KeylessSignerOptions {
   timeoutMs?: number;
 }
 
+/** Fulcio certificates live ten minutes; one is reused for signatures made within this window of its issue. */
+const CERTIFICATE_REUSE_MS = 5 * 60_000;
+
 /**
  * A `Signer` with an ephemeral P-256 key certified by Fulcio for the token's identity. The certificate is
- * requested on the first signature and reused for the signer's later ones (it is valid for ten minutes).
+ * requested on the first signature and reused for the signer's later ones while it is fresh.
  */
 export class KeylessSigner implements Signer {
   private readonly key: KeyObject;
-  private certificate: Promise<string> | undefined;
+  private certificate: { pem: Promise<string>; requestedAt: number } | undefined;
 
   constructor(private readonly options: KeylessSignerOptions) {
     this.key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   }
 
   async sign(data: Buffer): Promise<SignatureResult> {
-    this.certificate ??= this.requestCertificate();
-    const certificate = await this.certificate;
+    if (!this.certificate || Date.now() - this.certificate.requestedAt > CERTIFICATE_REUSE_MS) {
+      this.certificate = { pem: this.requestCertificate(), requestedAt: Date.now() };
+    }
+    const pending = this.certificate;
+    // A failed request is not kept: the next signature asks Fulcio again.
+    const certificate = await pending.pem.catch((err: unknown) => {
+      if (this.certificate === pending) this.certificate = undefined;
+      throw err;
+    });
     return {
       signature: signData('sha256', data, { key: this.key, dsaEncoding: 'der' }),
       keyMaterial: { kind: 'x509', certificateChainPem: [certificate] },
@@ -220,10 +230,16 @@ export function rekorWitness(options: { rekorUrl?: string; timeoutMs?: number } 
 /** Wraps a sigstore-js failure without ever quoting the identity token (FulcioSigner puts it in messages). */
 function sigstoreError(err: unknown, message: string, subject: string, secret?: string): GantryError {
   const detail = err instanceof Error ? err.message : String(err);
-  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  let text = `${message}: ${detail}${cause}`;
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
+  let text = `${message}: ${detail}${cause ? `: ${cause.message}` : ''}`;
   if (secret) text = text.split(secret).join('***');
-  return new GantryError('NETWORK', text, { subject });
+  // sigstore-js's HTTPError carries the status; 400/401/403 mean the token or request was refused, not the network.
+  const status = (cause as { statusCode?: unknown } | undefined)?.statusCode;
+  const refused = status === 400 || status === 401 || status === 403;
+  return new GantryError(refused ? 'UNAUTHORIZED' : 'NETWORK', text, {
+    subject,
+    status: typeof status === 'number' ? status : undefined,
+  });
 }
 
 /** What a keyless signature must show: a certificate from the trusted root's CA for this identity and issuer. */

@@ -413,6 +413,31 @@ describe('keyless attest', () => {
     expect(json.rejected.map((r) => r.reason)).toEqual(['wrong-key', 'wrong-key']);
   });
 
+  it('an unreachable Fulcio fails as a network error that does not quote the token', async () => {
+    const ref = await pushFixture(image, registry, 'keyless/no-fulcio:v1');
+    const result = await gantry(
+      [
+        'attest',
+        '--type',
+        'slsaprovenance',
+        '--predicate',
+        predicate,
+        '--identity-token',
+        token,
+        '--fulcio-url',
+        'http://127.0.0.1:9',
+        '--rekor-url',
+        sigstore.url,
+        ref,
+      ],
+      { env: NO_AMBIENT_TOKENS },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Fulcio did not issue a signing certificate');
+    expect(result.stderr).toContain('[NETWORK]');
+    expect(result.stderr).not.toContain(token.split('.')[1]);
+  });
+
   it('without a key or any token source, says how to provide one', async () => {
     const ref = await pushFixture(image, registry, 'keyless/none:v1');
     const result = await gantry(['attest', '--type', 'slsaprovenance', '--predicate', predicate, ref], {
