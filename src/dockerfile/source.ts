@@ -248,7 +248,7 @@ function canContainHeredoc(line: LogicalLine, escapeToken: string): boolean {
 }
 
 /** BuildKit's test for exec form: the arguments parse as a JSON array (of anything). */
-export function isJsonArray(args: string): boolean {
+function isJsonArray(args: string): boolean {
   const trimmed = args.trimStart();
   if (!trimmed.startsWith('[')) return false;
   try {
