@@ -135,13 +135,6 @@ export function bundleFromLegacyLayer(layer: LegacyLayer, subject: string): Seri
   };
 }
 
-/** The PEM chain (leaf first) a `.att` layer carries, if keyless. */
-export function legacyCertificateChain(layer: LegacyLayer): string[] {
-  const leaf = layer.annotations[Annotation.certificate];
-  if (!leaf) return [];
-  return [leaf, ...splitPem(layer.annotations[Annotation.chain] ?? '')];
-}
-
 export function parseEnvelope(bytes: Buffer, subject: string): SerializedEnvelope {
   let value: unknown;
   try {
@@ -192,10 +185,6 @@ function tlogEntryFromRekorBundle(
     inclusionProof: undefined,
     canonicalizedBody: rekor.Payload.body,
   };
-}
-
-function splitPem(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 }
 
 function pemToDerBase64(pem: string, subject: string): string {

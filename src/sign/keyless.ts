@@ -108,7 +108,7 @@ async function requestGitHubToken(requestUrl: string, bearer: string): Promise<s
 }
 
 /** The claims of a JWT, unverified (Fulcio verifies it); throws without quoting the token. */
-export function jwtClaims(token: string, source: string): Record<string, unknown> {
+function jwtClaims(token: string, source: string): Record<string, unknown> {
   const part = token.split('.')[1];
   try {
     const claims: unknown = JSON.parse(Buffer.from(part ?? '', 'base64url').toString('utf8'));
