@@ -5,6 +5,7 @@ import {
   PREDICATE_TYPES,
   parseStatement,
   predicateTypeFor,
+  type Statement,
   statementNamesDigest,
 } from '../../src/attest/statement.js';
 import { thrown } from '../support/thrown.js';
@@ -106,7 +107,7 @@ describe('parseStatement', () => {
 });
 
 describe('statementNamesDigest', () => {
-  const statement = {
+  const statement: Statement = {
     _type: 'https://in-toto.io/Statement/v1',
     predicateType: 'p',
     subject: [
