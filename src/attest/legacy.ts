@@ -43,18 +43,7 @@ export function legacyLayerFromBundle(
     annotations[Annotation.chain] = chain.slice(1).join('');
   }
   const entry = bundle.verificationMaterial.tlogEntries?.[0];
-  if (entry?.inclusionPromise) {
-    const rekor: RekorBundle = {
-      SignedEntryTimestamp: entry.inclusionPromise.signedEntryTimestamp,
-      Payload: {
-        body: entry.canonicalizedBody,
-        integratedTime: Number(entry.integratedTime),
-        logIndex: Number(entry.logIndex),
-        logID: Buffer.from(entry.logId.keyId, 'base64').toString('hex'),
-      },
-    };
-    annotations[Annotation.rekorBundle] = JSON.stringify(rekor);
-  }
+  if (entry?.inclusionPromise) annotations[Annotation.rekorBundle] = rekorBundleAnnotation(entry);
   const leaf = chain?.[0];
   const content = Buffer.from(
     entry && leaf
@@ -78,6 +67,23 @@ export function legacyLayerFromBundle(
         }),
   );
   return { mediaType: DSSE_ENVELOPE_MEDIA_TYPE, content, annotations };
+}
+
+type SerializedTLogEntry = SerializedBundle['verificationMaterial']['tlogEntries'][number];
+
+/** cosign's `dev.sigstore.cosign/bundle` annotation for a Rekor entry with a signed entry timestamp. */
+export function rekorBundleAnnotation(entry: SerializedTLogEntry): string {
+  if (!entry.inclusionPromise) throw new GantryError('INTERNAL', 'Rekor entry has no signed entry timestamp');
+  const rekor: RekorBundle = {
+    SignedEntryTimestamp: entry.inclusionPromise.signedEntryTimestamp,
+    Payload: {
+      body: entry.canonicalizedBody,
+      integratedTime: Number(entry.integratedTime),
+      logIndex: Number(entry.logIndex),
+      logID: Buffer.from(entry.logId.keyId, 'base64').toString('hex'),
+    },
+  };
+  return JSON.stringify(rekor);
 }
 
 /**
@@ -161,10 +167,7 @@ export function parseEnvelope(bytes: Buffer, subject: string): SerializedEnvelop
   };
 }
 
-function tlogEntryFromRekorBundle(
-  text: string,
-  subject: string,
-): SerializedBundle['verificationMaterial']['tlogEntries'][number] {
+function tlogEntryFromRekorBundle(text: string, subject: string): SerializedTLogEntry {
   let rekor: RekorBundle;
   let body: { kind?: unknown; apiVersion?: unknown };
   try {

@@ -14,9 +14,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fulcioHandler, initializeCA, initializeCTLog, initializeTLog, rekorHandler } from '@sigstore/mock';
-import { HashAlgorithm, PublicKeyDetails, TrustedRoot } from '@sigstore/protobuf-specs';
+import { HashAlgorithm, PublicKeyDetails, TransparencyLogEntry, TrustedRoot } from '@sigstore/protobuf-specs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleFromLegacyLayer } from '../../src/attest/legacy.js';
+import { bundleFromLegacyLayer, rekorBundleAnnotation } from '../../src/attest/legacy.js';
 import { Annotation, SIMPLE_SIGNING_MEDIA_TYPE } from '../../src/sign/constants.js';
 import {
   checkBundleKeyless,
@@ -472,15 +472,6 @@ describe('keyless signatures for `verify` (library hook)', () => {
     );
     const entry = tlogEntries?.[0];
     if (!entry?.inclusionPromise) throw new Error('Rekor returned no signed entry timestamp');
-    const rekorBundle = {
-      SignedEntryTimestamp: entry.inclusionPromise.signedEntryTimestamp.toString('base64'),
-      Payload: {
-        body: entry.canonicalizedBody.toString('base64'),
-        integratedTime: Number(entry.integratedTime),
-        logIndex: Number(entry.logIndex),
-        logID: entry.logId?.keyId.toString('hex'),
-      },
-    };
     const layer = {
       mediaType: SIMPLE_SIGNING_MEDIA_TYPE,
       content: payload,
@@ -488,7 +479,9 @@ describe('keyless signatures for `verify` (library hook)', () => {
         [Annotation.signature]: signed.signature.toString('base64'),
         [Annotation.certificate]: certificate,
         [Annotation.chain]: '',
-        [Annotation.rekorBundle]: JSON.stringify(rekorBundle),
+        [Annotation.rekorBundle]: rekorBundleAnnotation(
+          TransparencyLogEntry.toJSON(entry) as Parameters<typeof rekorBundleAnnotation>[0],
+        ),
       },
     };
     const bundle = bundleFromLegacyLayer(layer, 'sig');
