@@ -1,20 +1,23 @@
 /**
  * run/image: makes an image available in the local store — pulled with the copy engine into the store's OCI
- * layout under the name it was asked for — and reads its manifest and config back from there.
+ * layout under the name it was asked for — and reads its manifest and config back from there. The copy
+ * engine, the transports and the registry client load only when an image is pulled: a run from the store
+ * starts without them.
  */
 import { readFile } from 'node:fs/promises';
-import { copyImage } from '../copy/index.js';
 import { GantryError, isGantryError } from '../errors/index.js';
 import { hostPlatform, type ImageManifest, isIndex, parseManifest, platformMatches } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { LayerStore } from '../store/index.js';
-import { openSource, parseTransportReference } from '../transports/index.js';
 import { openOciLayoutDestination, openOciLayoutSource } from '../transports/oci-layout.js';
 import type { ImageSource } from '../transports/types.js';
 import type { Logger } from '../util/log.js';
 import type { ImageRuntimeConfig } from './config.js';
 
 export type PullPolicy = 'always' | 'missing' | 'never';
+
+/** Makes the registry client for a pull; called only when something is pulled. */
+export type RegistryFactory = () => Promise<RegistryClient>;
 
 /** The parts of an OCI image config `gantry run` reads. */
 export interface ImageConfigFile {
@@ -42,10 +45,14 @@ async function openStored(store: LayerStore, name: string): Promise<ImageSource 
 async function pull(
   store: LayerStore,
   name: string,
-  registry: RegistryClient,
+  registry: RegistryFactory,
   logger: Logger,
 ): Promise<void> {
-  const source = await openSource(parseTransportReference(name), { registry });
+  const [{ copyImage }, { openSource, parseTransportReference }] = await Promise.all([
+    import('../copy/index.js'),
+    import('../transports/index.js'),
+  ]);
+  const source = await openSource(parseTransportReference(name), { registry: await registry() });
   try {
     const destination = await openOciLayoutDestination({
       dir: store.imagesDir,
@@ -98,7 +105,7 @@ async function readImage(source: ImageSource, store: LayerStore): Promise<Stored
 export async function ensureImage(
   store: LayerStore,
   name: string,
-  o: { policy: PullPolicy; registry: RegistryClient; logger: Logger },
+  o: { policy: PullPolicy; registry: RegistryFactory; logger: Logger },
 ): Promise<StoredImage> {
   let stored = o.policy === 'always' ? undefined : await openStored(store, name);
   if (!stored) {

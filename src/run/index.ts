@@ -7,20 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GantryError } from '../errors/index.js';
-import type { RegistryClient } from '../registry/index.js';
 import { runSandbox } from '../sandbox/helper.js';
-import { buildIdMaps, readIdRanges } from '../sandbox/idmap.js';
+import { buildIdMaps } from '../sandbox/idmap.js';
 import { chooseIsolation, type IsolationChoice } from '../sandbox/isolation.js';
 import { type EnvironmentReport, probeEnvironment } from '../sandbox/probe.js';
 import type { IdMaps, IsolationRequest, NetworkMode, SandboxMount, SandboxSpec } from '../sandbox/spec.js';
 import type { LayerStore } from '../store/index.js';
 import type { Logger } from '../util/log.js';
 import { planProcess } from './config.js';
-import { ensureImage, type PullPolicy, type StoredImage } from './image.js';
+import { ensureImage, type PullPolicy, type RegistryFactory, type StoredImage } from './image.js';
 import { resolveUser } from './user.js';
 
 export { parseVolume } from './config.js';
-export type { PullPolicy } from './image.js';
+export type { PullPolicy, RegistryFactory } from './image.js';
 
 /** Unpacks one layer blob into an empty directory: src/layer's unpackLayer. */
 export type UnpackLayer = (options: {
@@ -45,7 +44,8 @@ export interface RunImageOptions {
   isolation: IsolationRequest;
   pull: PullPolicy;
   store: LayerStore;
-  registry: RegistryClient;
+  /** Creates the registry client when an image has to be pulled. */
+  registry: RegistryFactory;
   logger: Logger;
   unpackLayer: UnpackLayer;
 }
@@ -101,34 +101,46 @@ async function readImageFile(layers: string[], name: 'passwd' | 'group'): Promis
   return undefined;
 }
 
-async function idMapsFor(report: EnvironmentReport, logger: Logger): Promise<IdMaps> {
-  const ids = await readIdRanges({ name: report.user, uid: report.uid, gid: report.gid });
-  const { maps, warning } = buildIdMaps(report.newuidmap ? ids : { ...ids, subuid: [], subgid: [] });
+function idMapsFor(report: EnvironmentReport, logger: Logger): IdMaps {
+  const ranges = report.newuidmap ? report : { subuid: [], subgid: [] };
+  const { maps, warning } = buildIdMaps({
+    uid: report.uid,
+    gid: report.gid,
+    subuid: ranges.subuid,
+    subgid: ranges.subgid,
+  });
   if (warning)
     logger.warn(report.newuidmap ? warning : `newuidmap/newgidmap are missing (install uidmap): ${warning}`);
   return maps;
 }
 
 export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
-  const image = await ensureImage(o.store, o.image, {
-    policy: o.pull,
-    registry: o.registry,
-    logger: o.logger,
-  });
-  const layers = await unpackLayers(image, o);
-  const runtime = image.config.config ?? {};
-  const user = resolveUser(o.user ?? runtime.User ?? '', {
-    passwd: await readImageFile(layers, 'passwd'),
-    group: await readImageFile(layers, 'group'),
-  });
-  const plan = planProcess(
-    runtime,
-    { command: o.command, env: o.env, workdir: o.workdir, hostEnv: process.env },
-    user.home,
-  );
   const scratch = await o.store.makeScratch('run');
   try {
-    const report = await probeEnvironment({ scratchDir: join(scratch, 'probe') });
+    // Probing runs while the image is pulled and unpacked; its failure surfaces when awaited.
+    const probing = probeEnvironment({
+      scratchDir: join(scratch, 'probe'),
+      cacheFile: join(o.store.root, 'probe-cache.json'),
+    });
+    probing.catch(() => undefined);
+    const image = await ensureImage(o.store, o.image, {
+      policy: o.pull,
+      registry: o.registry,
+      logger: o.logger,
+    });
+    const layers = await unpackLayers(image, o);
+    const runtime = image.config.config ?? {};
+    const user = resolveUser(o.user ?? runtime.User ?? '', {
+      passwd: await readImageFile(layers, 'passwd'),
+      group: await readImageFile(layers, 'group'),
+    });
+    const hostEnv = process.env;
+    const plan = planProcess(
+      runtime,
+      { command: o.command, env: o.env, workdir: o.workdir, hostEnv },
+      user.home,
+    );
+    const report = await probing;
     const choice = chooseIsolation(report, o.isolation, { network: o.network });
     for (const w of choice.warnings) o.logger.warn(w);
     o.logger.debug(`isolation ${choice.level} (${choice.reason}), root filesystem ${choice.rootfs}`);
@@ -147,7 +159,7 @@ export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
       process: { ...plan, uid: user.uid, gid: user.gid, groups: user.groups },
       scratch,
     };
-    if (choice.level === 'rootless') spec.idMaps = await idMapsFor(report, o.logger);
+    if (choice.level === 'rootless') spec.idMaps = idMapsFor(report, o.logger);
     const result = await runSandbox(spec, { logger: o.logger });
     return result.error === undefined
       ? { exitCode: result.exitCode, isolation: choice }

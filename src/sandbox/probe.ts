@@ -3,10 +3,10 @@
  * them (tried by the helper in throwaway children), mount namespaces as root, fuse-overlayfs, newuidmap,
  * subordinate id ranges and the seccomp mode — for `gantry info` and the automatic isolation choice.
  */
-import { access, constants, mkdir, readFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { probeHelper } from './helper.js';
+import { probeHelper, sandboxHelperPath } from './helper.js';
 import { type IdRange, readIdRanges } from './idmap.js';
 
 /** What the helper found for one namespaced level. */
@@ -65,16 +65,64 @@ function userName(uid: number): string {
   }
 }
 
-/** Probes the environment; `scratchDir` should be on the filesystem that will hold the containers' changes. */
-export async function probeEnvironment(options: { scratchDir: string }): Promise<EnvironmentReport> {
+type HelperProbe = Awaited<ReturnType<typeof probeHelper>>;
+
+/**
+ * What the helper's answer depends on: the boot, the caller, the user-namespace sysctls, the seccomp
+ * state and the helper binary itself. Any change makes the cached answer stale.
+ */
+async function probeKey(uid: number, seccompLine: string): Promise<string> {
+  const read = (p: string) => readFile(p, 'utf8').catch(() => '-');
+  const parts = await Promise.all([
+    read('/proc/sys/kernel/random/boot_id'),
+    read('/proc/sys/user/max_user_namespaces'),
+    read('/proc/sys/kernel/unprivileged_userns_clone'),
+    read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns'),
+    stat(sandboxHelperPath()).then((s) => String(s.mtimeMs)),
+  ]);
+  return JSON.stringify([uid, seccompLine, ...parts.map((p) => p.trim())]);
+}
+
+/** The helper's probe, reused from `cacheFile` while its key still matches (saves two clones per run). */
+async function cachedHelperProbe(
+  scratchDir: string,
+  cacheFile: string | undefined,
+  key: string,
+): Promise<HelperProbe> {
+  if (cacheFile) {
+    const cached = await readFile(cacheFile, 'utf8').then(
+      (t) => JSON.parse(t) as { key: string; probe: HelperProbe },
+      () => undefined,
+    );
+    if (cached?.key === key) return cached.probe;
+  }
+  const probe = await probeHelper(scratchDir);
+  if (cacheFile) {
+    const temp = `${cacheFile}.${process.pid}`;
+    await writeFile(temp, JSON.stringify({ key, probe }));
+    await rename(temp, cacheFile);
+  }
+  return probe;
+}
+
+/**
+ * Probes the environment; `scratchDir` should be on the filesystem that will hold the containers' changes.
+ * With `cacheFile`, the helper's part is reused while nothing it depends on has changed.
+ */
+export async function probeEnvironment(options: {
+  scratchDir: string;
+  cacheFile?: string;
+}): Promise<EnvironmentReport> {
   const uid = process.getuid?.() ?? -1;
   const gid = process.getgid?.() ?? -1;
   const user = userName(uid);
   await mkdir(options.scratchDir, { recursive: true });
-  const [helper, ids, status, maxUserNs, fuseBinary, fuseDevice, newuidmap, newgidmap] = await Promise.all([
-    probeHelper(options.scratchDir),
+  const status = await readFile('/proc/self/status', 'utf8').catch(() => '');
+  const seccomp = parseSeccomp(status);
+  const key = await probeKey(uid, JSON.stringify(seccomp));
+  const [helper, ids, maxUserNs, fuseBinary, fuseDevice, newuidmap, newgidmap] = await Promise.all([
+    cachedHelperProbe(options.scratchDir, options.cacheFile, key),
     readIdRanges({ name: user, uid, gid }),
-    readFile('/proc/self/status', 'utf8').catch(() => ''),
     readFile('/proc/sys/user/max_user_namespaces', 'utf8').catch(() => undefined),
     executableOnPath('fuse-overlayfs'),
     access('/dev/fuse', constants.R_OK | constants.W_OK).then(
@@ -88,7 +136,7 @@ export async function probeEnvironment(options: { scratchDir: string }): Promise
     uid,
     gid,
     user,
-    seccomp: parseSeccomp(status),
+    seccomp,
     rootless: helper.rootless,
     chroot: helper.chroot,
     fuseOverlayfs: fuseBinary && fuseDevice,

@@ -39,7 +39,9 @@ fn prepare(spec: &Spec) -> sys::Result<()> {
   if spec.network == Network::None {
     sys::loopback_up()?;
   }
-  sys::pivot_root_into(Path::new(&spec.rootfs.target))
+  sys::pivot_root_into(Path::new(&spec.rootfs.target))?;
+  // Like runc, a missing working directory is created (as container root, inside the new root).
+  std::fs::create_dir_all(&spec.process.cwd).map_err(|e| format!("working directory {}: {e}", spec.process.cwd))
 }
 
 fn env_path(env: &[String]) -> &str {
@@ -61,8 +63,10 @@ fn resolve(program: &str, env: &[String]) -> Option<String> {
 fn exec_command(p: &Process) -> (i32, String) {
   let fail = |what: String| (SETUP_FAILED, format!("{what}: {}", std::io::Error::last_os_error()));
   unsafe {
-    // A single-id user namespace has setgroups(2) denied; that is fine when no extra groups are wanted.
-    if libc::setgroups(p.groups.len(), p.groups.as_ptr()) != 0 && !p.groups.is_empty() {
+    // Where setgroups(2) is denied (a single-id user namespace, or one made by `unshare --map-root-user`)
+    // that is fine as long as no group beyond the primary one is wanted.
+    let extra = p.groups.iter().any(|&g| g != p.gid);
+    if libc::setgroups(p.groups.len(), p.groups.as_ptr()) != 0 && extra {
       return fail(format!("setgroups {:?}", p.groups));
     }
     if libc::setresgid(p.gid, p.gid, p.gid) != 0 {

@@ -9,7 +9,6 @@ import { defaultStoreRoot, LayerStore } from '../../store/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
-import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
   rm: {
@@ -57,11 +56,34 @@ const flags = {
     valueName: 'missing|always|never',
     description: 'when to pull the image into the store (default missing)',
   },
-  ...registryFlags(''),
-  insecure: commonFlags.insecure,
-  'retry-times': commonFlags['retry-times'],
-  quiet: commonFlags.quiet,
-  help: commonFlags.help,
+  // The registry flags of copy, declared here because cli/registry-flags loads the registry client (and
+  // undici) with it: a run from the store must not pay for that. The client is made only to pull.
+  creds: { type: 'string', valueName: 'USER:PASS', description: 'credentials for the registry' },
+  'registry-token': { type: 'string', valueName: 'TOKEN', description: 'bearer token for the registry' },
+  authfile: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'auth file (default: containers auth.json, then ~/.docker/config.json)',
+  },
+  'tls-verify': { type: 'boolean', description: 'verify TLS certificates (default true; =false to skip)' },
+  'cert-dir': {
+    type: 'string',
+    valueName: 'DIR',
+    description: 'CA and client certificates (ca.crt, client.cert, client.key)',
+  },
+  insecure: {
+    type: 'string',
+    multiple: true,
+    valueName: 'HOST',
+    description: 'allow plain HTTP to this registry (repeatable)',
+  },
+  'retry-times': {
+    type: 'string',
+    valueName: 'N',
+    description: 'retries per request on network errors, 5xx and 429 (default 4)',
+  },
+  quiet: { type: 'boolean', short: 'q', description: 'print nothing but errors' },
+  help: { type: 'boolean', short: 'h', description: 'show help' },
 } as const;
 
 function oneOf<T extends string>(
@@ -117,7 +139,7 @@ export const command: Command = {
       isolation: oneOf<IsolationRequest>('isolation', f.isolation, ISOLATION_REQUESTS, 'auto'),
       pull: oneOf<PullPolicy>('pull', f.pull, ['missing', 'always', 'never'], 'missing'),
       store: await LayerStore.open(defaultStoreRoot()),
-      registry: registryClientFromFlags(f, '', out.logger),
+      registry: async () => (await import('../registry-flags.js')).registryClientFromFlags(f, '', out.logger),
       logger: out.logger,
       unpackLayer,
     });
