@@ -248,6 +248,27 @@ describe('gantry run (as gantry-test)', () => {
     });
   });
 
+  it('--isolation none runs as root without namespaces in a copy of the image, only when asked for', async () => {
+    const denied = await gantryAs(['run', '--isolation', 'none', image, 'true'], { store });
+    expect(denied.code).toBe(2);
+    expect(denied.stderr).toMatch(/--isolation none needs root/);
+    const rootStore = join(base, 'none-store');
+    const r = await gantryAs(
+      ['run', '--isolation', 'none', image, 'sh', '-c', 'echo $$; ls /dev; echo x > /dev/null'],
+      {
+        store: rootStore,
+        root: true,
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const [pid, ...devices] = r.stdout.trim().split('\n');
+    // No PID namespace: the command has a host PID.
+    expect(Number(pid)).toBeGreaterThan(2);
+    expect(devices).toEqual(['full', 'null', 'random', 'urandom', 'zero']);
+    expect(r.stderr).toMatch(/without namespaces; use it only inside a throwaway container/);
+    expect(await readdir(join(rootStore, 'tmp'))).toEqual([]);
+  });
+
   it('--isolation auto picks chroot for root where user namespaces are forbidden', async () => {
     const rootStore = join(base, 'root-store');
     mkdirSync(rootStore);

@@ -2,7 +2,7 @@
 // with /etc/subuid and /etc/subgid ranges), on a root filesystem made from busybox-static: ids, PID 1,
 // hostname, network, clean-up after SIGTERM, many containers at once, and the chroot level as root where
 // user namespaces are forbidden.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -11,6 +11,7 @@ import {
   mkdirSync,
   readFileSync,
   symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -140,6 +141,7 @@ describe('gantry-sandbox (rootless, as gantry-test)', () => {
     rootfs = join(base, 'rootfs');
     mkdirSync(join(rootfs, 'bin'), { recursive: true });
     mkdirSync(join(rootfs, 'tmp'));
+    writeFileSync(join(rootfs, 'tmp', 'old'), 'old\n');
     copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
     chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
     for (const a of APPLETS) symlinkSync('busybox', join(rootfs, 'bin', a));
@@ -217,6 +219,27 @@ describe('gantry-sandbox (rootless, as gantry-test)', () => {
     expect(r.stderr).toMatch(/resolves outside/);
     expect(existsSync('/etc/x')).toBe(false);
   });
+
+  it.each(['overlay', 'copy'] as const)(
+    '%s root filesystem applies whiteouts and opaque directories of upper layers',
+    async (mode) => {
+      // An upper layer in overlayfs form: a 0/0 character device hides bin/cat, an opaque tmp/ hides tmp/old.
+      const upperLayer = join(base, `layer-${mode}`);
+      mkdirSync(join(upperLayer, 'bin'), { recursive: true });
+      mkdirSync(join(upperLayer, 'tmp'));
+      writeFileSync(join(upperLayer, 'tmp', 'new'), 'new\n');
+      execFileSync('mknod', [join(upperLayer, 'bin', 'cat'), 'c', '0', '0']);
+      execFileSync('setfattr', ['-n', 'user.overlay.opaque', '-v', 'y', join(upperLayer, 'tmp')]);
+      execFileSync('chmod', ['-R', 'a+rX', upperLayer]);
+      const { file, spec: s } = await spec('ls /bin/cat 2>/dev/null; ls /tmp; echo $$');
+      s.rootfs.mode = mode;
+      s.rootfs.layers = [rootfs, upperLayer];
+      await writeFile(file, JSON.stringify(s));
+      const r = await helper(file);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim().split('\n')).toEqual(['new', '2']);
+    },
+  );
 
   it('removes the scratch directory, files owned by subordinate ids included', async () => {
     const { file, spec: s } = await spec(
