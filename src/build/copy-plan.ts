@@ -1,0 +1,175 @@
+/**
+ * build/copy-plan: which files a COPY/ADD takes from a source tree (the build context after .dockerignore, or
+ * a stage's root filesystem) and where each lands, with BuildKit's rules: wildcards, a directory source copies
+ * its contents, a file goes into `dest/` when dest ends in `/`, names a directory, or several sources are
+ * given. Also hashes exactly those files (content, type, mode, link target) for the cache key.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import type { IgnoreMatcher } from '../dockerfile/index.js';
+import { GantryError } from '../errors/index.js';
+
+export type EntryType = 'file' | 'dir' | 'symlink';
+
+export interface CopyEntry {
+  /** Absolute path on the host. */
+  source: string;
+  /** Absolute path in the image. */
+  dest: string;
+  type: EntryType;
+  /** Permission bits of the source (0o7777). */
+  mode: number;
+  /** The source's owner on the host (meaningful for stage roots unpacked as root). */
+  uid: number;
+  gid: number;
+}
+
+export interface CopyPlanOptions {
+  /** Root of the source tree on the host. */
+  root: string;
+  /** Hides context paths (.dockerignore, COPY --exclude); absent for stage sources. */
+  ignore?: IgnoreMatcher;
+  sources: readonly string[];
+  /** Absolute destination (already resolved against WORKDIR), keeping a trailing `/`. */
+  dest: string;
+  /** Whether `dest` is an existing directory in the image, which makes it a directory destination. */
+  destIsDir: boolean;
+  /** Names the instruction in errors (`Dockerfile:12`). */
+  subject: string;
+}
+
+const GLOB_RE = /[*?[]/;
+
+function globToRegExp(segment: string): RegExp {
+  let re = '';
+  for (let i = 0; i < segment.length; i++) {
+    const ch = segment[i] as string;
+    if (ch === '*') re += '[^/]*';
+    else if (ch === '?') re += '[^/]';
+    else if (ch === '[') {
+      const end = segment.indexOf(']', i + 1);
+      if (end < 0) re += '\\[';
+      else {
+        re += `[${segment
+          .slice(i + 1, end)
+          .replace(/^!/, '^')
+          .replace(/\\/g, '\\\\')}]`;
+        i = end;
+      }
+    } else re += ch.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** Cleans a source path to a context-relative one; `..` cannot leave the root (BuildKit clamps it). */
+function relativeSource(source: string): string {
+  const cleaned = posix.normalize(`/${source}`).slice(1);
+  return cleaned.replace(/\/$/, '');
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Expands one source (with wildcards) to the context-relative paths it names, skipping ignored ones. */
+async function expandSource(o: CopyPlanOptions, source: string): Promise<string[]> {
+  const rel = relativeSource(source);
+  if (!GLOB_RE.test(rel)) {
+    if (rel !== '' && o.ignore?.matches(rel)) return [];
+    return (await exists(join(o.root, rel))) ? [rel] : [];
+  }
+  let found = [''];
+  for (const segment of rel.split('/')) {
+    const next: string[] = [];
+    for (const base of found) {
+      if (!GLOB_RE.test(segment)) {
+        const p = base === '' ? segment : `${base}/${segment}`;
+        if (await exists(join(o.root, p))) next.push(p);
+        continue;
+      }
+      const re = globToRegExp(segment);
+      const names = await readdir(join(o.root, base)).catch(() => [] as string[]);
+      for (const name of names.sort()) if (re.test(name)) next.push(base === '' ? name : `${base}/${name}`);
+    }
+    found = next;
+  }
+  return found.filter((p) => !o.ignore?.matches(p));
+}
+
+function modeType(mode: number): EntryType | undefined {
+  const kind = mode & 0o170000;
+  if (kind === 0o100000) return 'file';
+  if (kind === 0o040000) return 'dir';
+  if (kind === 0o120000) return 'symlink';
+  return undefined;
+}
+
+/** Adds `rel` (and, for a directory, everything below it that is not ignored) landing at `dest`. */
+async function walk(o: CopyPlanOptions, rel: string, dest: string, out: CopyEntry[]): Promise<void> {
+  const source = join(o.root, rel);
+  const s = await lstat(source);
+  const type = modeType(s.mode);
+  if (!type) return;
+  out.push({ source, dest, type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid });
+  if (type !== 'dir') return;
+  for (const name of (await readdir(source)).sort()) {
+    const child = rel === '' ? name : `${rel}/${name}`;
+    if (o.ignore?.matches(child)) continue;
+    await walk(o, child, posix.join(dest, name), out);
+  }
+}
+
+/** Every entry the instruction copies, parents before children, in a stable order. */
+export async function planCopy(o: CopyPlanOptions): Promise<CopyEntry[]> {
+  const wildcard = o.sources.some((s) => GLOB_RE.test(s));
+  const toDir = o.dest.endsWith('/') || o.sources.length > 1 || wildcard || o.destIsDir;
+  const dest = posix.normalize(o.dest);
+  const out: CopyEntry[] = [];
+  for (const source of o.sources) {
+    const matches = await expandSource(o, source);
+    if (matches.length === 0 && !GLOB_RE.test(source)) {
+      throw new GantryError('NOT_FOUND', `source ${JSON.stringify(source)} not found in the build context`, {
+        subject: o.subject,
+      });
+    }
+    for (const rel of matches) {
+      const s = await lstat(join(o.root, rel));
+      if (s.isDirectory()) {
+        // A directory source copies its contents: the directory itself maps onto dest.
+        const entries: CopyEntry[] = [];
+        await walk(o, rel, dest, entries);
+        out.push(...entries.slice(1));
+      } else {
+        const target = toDir ? posix.join(dest, posix.basename(rel)) : dest;
+        await walk(o, rel, target, out);
+      }
+    }
+  }
+  return out;
+}
+
+async function fileDigest(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Per-destination fingerprints of the copied entries (type, mode, content or link target): the cache key
+ * takes their digest, and `--explain-cache` names the paths whose fingerprint changed.
+ */
+export async function fingerprintEntries(entries: readonly CopyEntry[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    let content = '';
+    if (e.type === 'file') content = await fileDigest(e.source);
+    else if (e.type === 'symlink') content = await readlink(e.source);
+    out[e.dest] = `${e.type}:${e.mode.toString(8)}:${content}`;
+  }
+  return out;
+}

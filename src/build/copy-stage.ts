@@ -1,0 +1,137 @@
+/**
+ * build/copy-stage: writes the entries a COPY/ADD plan lists into an empty "changes" directory laid out like
+ * the image root, ready for createLayer: modes (after --chmod), mtimes and owners (--chown, else 0:0 for
+ * context files or the source's owner for stage files). Missing parent directories are created like BuildKit
+ * does (0755 root) unless the image already has them, whose mode is then kept. Owners are set with lchown as
+ * root; otherwise recorded in the `user.gantry.owner` xattr that createLayer reads (setfattr, in one call).
+ */
+import { spawn } from 'node:child_process';
+import {
+  chmod,
+  copyFile,
+  lchown,
+  lstat,
+  lutimes,
+  mkdir,
+  readlink,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { applyChmod, type ChmodSpec } from '../dockerfile/index.js';
+import { GantryError } from '../errors/index.js';
+import type { CopyEntry } from './copy-plan.js';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+export interface StageCopyOptions {
+  entries: readonly CopyEntry[];
+  /** Empty directory that becomes the layer's content. */
+  changes: string;
+  chmod?: ChmodSpec;
+  /** Owner for every entry; absent keeps `sourceOwner`'s answer. */
+  owner?: Owner;
+  /** The owner of a source entry when no --chown is given. */
+  sourceOwner: (entry: CopyEntry) => Owner;
+  /** Mode bits of a directory that already exists in the image, for parents the copy creates. */
+  existingDirMode: (path: string) => Promise<number | undefined>;
+  subject: string;
+}
+
+const isRoot = () => process.getuid?.() === 0;
+
+/** Stages every entry; returns how many were written. */
+export async function stageCopy(o: StageCopyOptions): Promise<number> {
+  const owners = new Map<string, Owner>();
+  const ensureParents = async (dest: string): Promise<void> => {
+    const parts = posix.dirname(dest).split('/').filter(Boolean);
+    let current = '';
+    for (const part of parts) {
+      current = `${current}/${part}`;
+      const host = join(o.changes, current);
+      if (await lstat(host).catch(() => undefined)) continue;
+      const mode = (await o.existingDirMode(current)) ?? 0o755;
+      await mkdir(host, { mode });
+      await chmodExact(host, mode);
+      owners.set(host, { uid: 0, gid: 0 });
+    }
+  };
+  for (const e of o.entries) {
+    await ensureParents(e.dest);
+    const host = join(o.changes, e.dest);
+    const mode = o.chmod ? applyChmod(o.chmod, e.mode, e.type === 'dir') : e.mode;
+    const s = await lstat(e.source);
+    if (e.type === 'dir') {
+      await mkdir(host, { recursive: true });
+      await chmodExact(host, mode);
+    } else if (e.type === 'symlink') {
+      await symlink(await readlink(e.source), host);
+    } else {
+      await copyFile(e.source, host);
+      await chmodExact(host, mode);
+    }
+    owners.set(host, o.owner ?? o.sourceOwner(e));
+    if (e.type !== 'dir') await lutimes(host, s.atime, s.mtime);
+  }
+  // Directory mtimes last: writing children changes them.
+  for (const e of [...o.entries].reverse()) {
+    if (e.type !== 'dir') continue;
+    const s = await lstat(e.source);
+    await lutimes(join(o.changes, e.dest), s.atime, s.mtime);
+  }
+  await applyOwners(owners, `${o.changes}.owners`, o.subject);
+  return o.entries.length;
+}
+
+/** mkdir's mode goes through the umask; the image needs the exact bits. */
+async function chmodExact(path: string, mode: number): Promise<void> {
+  await chmod(path, mode);
+}
+
+async function applyOwners(owners: Map<string, Owner>, dump: string, subject: string): Promise<void> {
+  if (isRoot()) {
+    for (const [path, owner] of owners) await lchown(path, owner.uid, owner.gid);
+    return;
+  }
+  // Linux refuses user.* xattrs on symlinks: their owner stays the build user's (see docs/build.md).
+  const lines: string[] = [];
+  for (const [path, owner] of owners) {
+    const s = await lstat(path);
+    if (s.isSymbolicLink()) continue;
+    lines.push(`# file: ${quoteName(path)}`, `user.gantry.owner="${owner.uid}:${owner.gid}"`, '');
+  }
+  if (lines.length === 0) return;
+  await writeFile(dump, lines.join('\n'));
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('setfattr', [`--restore=${dump}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', (cause) =>
+      reject(
+        new GantryError('IO', `cannot run setfattr (install the attr package): ${cause.message}`, {
+          subject,
+        }),
+      ),
+    );
+    child.on('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(new GantryError('IO', `setfattr could not record owners: ${err.trim()}`, { subject })),
+    );
+  });
+}
+
+/** getfattr's file-name quoting, which setfattr --restore undoes: octal escapes for unusual bytes. */
+function quoteName(path: string): string {
+  let out = '';
+  for (const byte of Buffer.from(path)) {
+    out +=
+      byte <= 0x20 || byte >= 0x7f || byte === 0x5c || byte === 0x3d || byte === 0x22
+        ? `\\${byte.toString(8).padStart(3, '0')}`
+        : String.fromCharCode(byte);
+  }
+  return out;
+}

@@ -1,0 +1,88 @@
+/**
+ * build/export: hands a built image to the copy engine as an ImageSource over its blobs on disk (cache and
+ * store), so every output — the store (`-t`), registry, oci, oci-archive, docker-archive — goes through the
+ * same transports and verification as `gantry copy`, and a registry only receives the blobs it lacks.
+ */
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { LocalCache } from '../cache/local.js';
+import { type CopyResult, copyImage } from '../copy/index.js';
+import { GantryError } from '../errors/index.js';
+import { type Descriptor, MediaType, type RawManifest } from '../oci/index.js';
+import type { RegistryClient } from '../registry/index.js';
+import type { LayerStore } from '../store/index.js';
+import { openDestination, parseTransportReference } from '../transports/index.js';
+import { openOciLayoutDestination } from '../transports/oci-layout.js';
+import type { ImageDestination, ImageSource } from '../transports/types.js';
+import type { Logger } from '../util/log.js';
+import type { BuildResult } from './types.js';
+
+export function builtImageSource(result: BuildResult, cache: LocalCache): ImageSource {
+  const paths = new Map<string, string>([[result.configDigest, cache.blobPath(result.configDigest)]]);
+  for (const l of result.layers) paths.set(l.digest, l.path);
+  const raw: RawManifest = {
+    bytes: result.manifest.bytes,
+    mediaType: MediaType.ociManifest,
+    digest: result.manifest.digest,
+  };
+  return {
+    name: 'build',
+    async getManifest(digest?: string) {
+      if (digest !== undefined && digest !== raw.digest) {
+        throw new GantryError('NOT_FOUND', `manifest ${digest} is not part of the build`, {
+          subject: 'build',
+        });
+      }
+      return raw;
+    },
+    async getBlob(descriptor: Descriptor, options?: { offset?: number }): Promise<Readable> {
+      const path = paths.get(descriptor.digest);
+      if (!path)
+        throw new GantryError('NOT_FOUND', `blob ${descriptor.digest} is not part of the build`, {
+          subject: 'build',
+        });
+      return createReadStream(path, { start: options?.offset ?? 0 });
+    },
+    async listAttachments() {
+      return [];
+    },
+    async close() {},
+  };
+}
+
+export interface ExportOptions {
+  /** Names in the local store (`-t`), usable by `gantry run` and as FROM in later builds. */
+  tags?: readonly string[];
+  /** Transport references (`docker://`, `oci:`, `oci-archive:`, `docker-archive:`, registry names). */
+  destinations?: readonly string[];
+  format?: 'oci' | 'docker';
+  store: LayerStore;
+  cache: LocalCache;
+  registry: RegistryClient;
+  logger: Logger;
+}
+
+/** Copies the image to every tag and destination; returns the digest each one got. */
+export async function exportImage(result: BuildResult, o: ExportOptions): Promise<Map<string, CopyResult>> {
+  const out = new Map<string, CopyResult>();
+  const targets: { name: string; open: () => Promise<ImageDestination> }[] = [
+    ...(o.tags ?? []).map((tag) => ({
+      name: tag,
+      open: () => openOciLayoutDestination({ dir: o.store.imagesDir, ref: tag, name: `store:${tag}` }),
+    })),
+    ...(o.destinations ?? []).map((ref) => ({
+      name: ref,
+      open: () => openDestination(parseTransportReference(ref), { registry: o.registry }),
+    })),
+  ];
+  for (const t of targets) {
+    const source = builtImageSource(result, o.cache);
+    const destination = await t.open();
+    const copied = await copyImage(source, destination, {
+      logger: o.logger,
+      ...(o.format === 'docker' ? { format: 'v2s2' as const } : {}),
+    });
+    out.set(t.name, copied);
+  }
+  return out;
+}

@@ -1,0 +1,77 @@
+/** build/types: the options and results of a build, shared by the builder's modules and the CLI. */
+import type { LocalCache } from '../cache/local.js';
+import type { DockerfileIR, IgnoreMatcher } from '../dockerfile/index.js';
+import type { LayerCompression } from '../layer/index.js';
+import type { RegistryClient } from '../registry/index.js';
+import type { PullPolicy } from '../run/index.js';
+import type { IsolationRequest } from '../sandbox/spec.js';
+import type { LayerStore } from '../store/index.js';
+import type { Logger } from '../util/log.js';
+import type { ImageConfig } from './config.js';
+import type { BuiltLayer } from './lower.js';
+
+/** Where a `--secret` value comes from: a file or an environment variable. */
+export type SecretSource = { file: string } | { env: string };
+
+export interface BuildOptions {
+  contextDir: string;
+  /** Default `<contextDir>/Dockerfile`. */
+  dockerfile?: string;
+  buildArgs?: Readonly<Record<string, string>>;
+  target?: string;
+  /** `--label`: added to the final image's config. */
+  labels?: Readonly<Record<string, string>>;
+  /** `--annotation`: added to the manifest. */
+  annotations?: Readonly<Record<string, string>>;
+  /** `--secret id=..`: readable in RUN --mount=type=secret, never stored. */
+  secrets?: Readonly<Record<string, SecretSource>>;
+  noCache?: boolean;
+  pull: PullPolicy;
+  compression?: Exclude<LayerCompression, 'none'>;
+  /** Seconds since the epoch for every timestamp (`--timestamp`, SOURCE_DATE_EPOCH). */
+  timestamp?: number;
+  isolation?: IsolationRequest;
+  store: LayerStore;
+  cache: LocalCache;
+  registry: RegistryClient;
+  logger: Logger;
+  /** Called once per step with whether it hit the cache and why. */
+  onStep?: (report: StepReport) => void;
+}
+
+export interface StepReport {
+  stage: string;
+  /** `Dockerfile:12` */
+  location: string;
+  instruction: string;
+  cache: 'hit' | 'miss' | 'none';
+  reason?: string;
+}
+
+/** What a stage is while and after it builds. */
+export interface StageState {
+  config: ImageConfig;
+  layers: BuiltLayer[];
+  /** Cache key of the last filesystem step (or the base's identity). */
+  key: string;
+}
+
+export interface BuildContext {
+  options: BuildOptions;
+  ir: DockerfileIR;
+  ignore: IgnoreMatcher;
+  /** Stage results by index, resolved when the stage finished. */
+  stages: Map<number, Promise<StageState>>;
+  /** An image named by FROM or COPY --from, in the store (pulled as --pull says). */
+  imageBase: (ref: string, subject: string) => Promise<StageState>;
+  createdAt: string;
+}
+
+export interface BuildResult {
+  config: ImageConfig;
+  configDigest: string;
+  /** The OCI manifest's exact bytes and digest. */
+  manifest: { bytes: Buffer; digest: string };
+  layers: BuiltLayer[];
+  steps: StepReport[];
+}

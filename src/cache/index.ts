@@ -1,0 +1,10 @@
+/** cache: build step keys and the local build cache (see docs/cache-format.md). */
+export { explainMiss, type StepInputs, stepKey } from './key.js';
+export {
+  type CachedLayer,
+  type CacheRecord,
+  defaultCacheBound,
+  LocalCache,
+  type PruneOptions,
+  type PruneResult,
+} from './local.js';

@@ -1,0 +1,182 @@
+/**
+ * cache/local: the build cache on disk, under the store root shared with `gantry run` (`<store>/cache`):
+ * `records/<hex>.json` (one per step key: its inputs and the layer it made), `by-parent/<hex>/<hex>` (which
+ * keys followed a parent, for --explain-cache), `blobs/sha256/<hex>` (layer blobs) and `tmp/`. Every write is
+ * a temporary file renamed into place, so concurrent builds and interrupted writes never expose half a record
+ * or blob, and putting the same record twice is harmless. Record mtimes are the LRU clock for pruning.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { asGantryError, GantryError } from '../errors/index.js';
+import { assertDigest, digestHex } from '../oci/index.js';
+import type { StepInputs } from './key.js';
+
+export interface CachedLayer {
+  digest: string;
+  diffId: string;
+  size: number;
+  mediaType: string;
+}
+
+export interface CacheRecord {
+  key: string;
+  inputs: StepInputs;
+  /** Absent for steps that changed nothing on disk. */
+  layer?: CachedLayer;
+}
+
+export interface PruneOptions {
+  /** Remove every record (else only the least recently used beyond `maxBytes`). */
+  all?: boolean;
+  /** Keep blobs written less than this long ago, as a running build may not have recorded them yet. */
+  graceMs?: number;
+  maxBytes?: number;
+}
+
+export interface PruneResult {
+  records: number;
+  blobs: number;
+  bytes: number;
+}
+
+/** 10 GiB unless GANTRY_CACHE_MAX_BYTES says otherwise. */
+export function defaultCacheBound(env: NodeJS.ProcessEnv = process.env): number {
+  const value = Number(env.GANTRY_CACHE_MAX_BYTES);
+  return Number.isSafeInteger(value) && value > 0 ? value : 10 * 1024 ** 3;
+}
+
+const hexOf = (key: string) => digestHex(assertDigest(key, 'cache key'));
+
+export class LocalCache {
+  private constructor(readonly root: string) {}
+
+  static async open(storeRoot: string): Promise<LocalCache> {
+    const cache = new LocalCache(join(storeRoot, 'cache'));
+    try {
+      for (const d of ['records', 'by-parent', 'blobs/sha256', 'tmp']) {
+        await mkdir(join(cache.root, d), { recursive: true, mode: 0o700 });
+      }
+    } catch (err) {
+      throw asGantryError(err, 'IO', 'cannot create the build cache', cache.root);
+    }
+    return cache;
+  }
+
+  blobPath(digest: string): string {
+    return join(this.root, 'blobs', 'sha256', hexOf(digest));
+  }
+
+  /** A fresh path under tmp/ for a file that will be renamed into the cache. */
+  tempPath(prefix: string): string {
+    return join(this.root, 'tmp', `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** Moves a finished blob file into place under its digest. */
+  async adoptBlob(file: string, digest: string): Promise<string> {
+    const target = this.blobPath(digest);
+    await rename(file, target);
+    return target;
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    return stat(this.blobPath(digest)).then(
+      (s) => s.isFile(),
+      () => false,
+    );
+  }
+
+  /** The record for `key` when it and its blob are complete; touches it for LRU. */
+  async get(key: string): Promise<CacheRecord | undefined> {
+    const file = join(this.root, 'records', `${hexOf(key)}.json`);
+    let record: CacheRecord;
+    try {
+      record = JSON.parse(await readFile(file, 'utf8')) as CacheRecord;
+    } catch {
+      return undefined;
+    }
+    if (record.key !== key) return undefined;
+    if (record.layer && !(await this.hasBlob(record.layer.digest))) return undefined;
+    const now = new Date();
+    await utimes(file, now, now).catch(() => undefined);
+    return record;
+  }
+
+  async put(record: CacheRecord): Promise<void> {
+    const hex = hexOf(record.key);
+    await writeAtomic(this, join(this.root, 'records', `${hex}.json`), JSON.stringify(record));
+    const parentDir = join(this.root, 'by-parent', hexOf(record.inputs.parent));
+    await mkdir(parentDir, { recursive: true });
+    await writeFile(join(parentDir, hex), '');
+  }
+
+  /** The inputs of cached steps that followed `parent`, for explaining a miss. */
+  async followers(parent: string): Promise<StepInputs[]> {
+    const names = await readdir(join(this.root, 'by-parent', hexOf(parent))).catch(() => [] as string[]);
+    const out: StepInputs[] = [];
+    for (const hex of names.slice(0, 50)) {
+      const record = await this.get(`sha256:${hex}`);
+      if (record) out.push(record.inputs);
+    }
+    return out;
+  }
+
+  /** Removes records (all, or least recently used beyond the bound) and blobs no record uses. */
+  async prune(options: PruneOptions): Promise<PruneResult> {
+    const result: PruneResult = { records: 0, blobs: 0, bytes: 0 };
+    const recordsDir = join(this.root, 'records');
+    const records: { file: string; mtime: number; record: CacheRecord }[] = [];
+    for (const name of await readdir(recordsDir)) {
+      const file = join(recordsDir, name);
+      try {
+        const s = await stat(file);
+        records.push({ file, mtime: s.mtimeMs, record: JSON.parse(await readFile(file, 'utf8')) });
+      } catch {
+        await rm(file, { force: true });
+      }
+    }
+    records.sort((a, b) => b.mtime - a.mtime);
+    const bound = options.all ? 0 : (options.maxBytes ?? defaultCacheBound());
+    const kept = new Set<string>();
+    let total = 0;
+    for (const r of records) {
+      const size = r.record.layer?.size ?? 0;
+      if (!options.all && total + size <= bound) {
+        total += size;
+        if (r.record.layer) kept.add(r.record.layer.digest);
+        continue;
+      }
+      await rm(r.file, { force: true });
+      await rm(join(this.root, 'by-parent', hexOf(r.record.inputs.parent), hexOf(r.record.key)), {
+        force: true,
+      });
+      result.records++;
+    }
+    const grace = options.graceMs ?? 10 * 60 * 1000;
+    const blobsDir = join(this.root, 'blobs', 'sha256');
+    for (const hex of await readdir(blobsDir)) {
+      if (kept.has(`sha256:${hex}`)) continue;
+      const file = join(blobsDir, hex);
+      const s = await stat(file).catch(() => undefined);
+      if (!s || Date.now() - s.mtimeMs < grace) continue;
+      await rm(file, { force: true });
+      result.blobs++;
+      result.bytes += s.size;
+    }
+    return result;
+  }
+}
+
+async function writeAtomic(cache: LocalCache, file: string, data: string): Promise<void> {
+  const temp = cache.tempPath('record');
+  try {
+    await writeFile(temp, data, { mode: 0o600 });
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw new GantryError('IO', `cannot write cache record: ${(err as Error).message}`, {
+      subject: file,
+      cause: err,
+    });
+  }
+}
