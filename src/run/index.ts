@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GantryError } from '../errors/index.js';
-import { runSandbox } from '../sandbox/helper.js';
+import { restoreOwners, runSandbox } from '../sandbox/helper.js';
 import { buildIdMaps } from '../sandbox/idmap.js';
 import { chooseIsolation, type IsolationChoice } from '../sandbox/isolation.js';
 import { type EnvironmentReport, probeEnvironment } from '../sandbox/probe.js';
@@ -27,7 +27,7 @@ export type UnpackLayer = (options: {
   mediaType: string;
   target: string;
   whiteoutMode: 'overlay';
-}) => Promise<{ diffId: string; skipped: { path: string; reason: string }[] }>;
+}) => Promise<{ diffId: string; ownersRecorded: number; skipped: { path: string; reason: string }[] }>;
 
 export interface RunImageOptions {
   /** A transport reference: `registry/repo:tag`, `oci:DIR[:REF]`, `oci-archive:FILE`, ... */
@@ -60,8 +60,14 @@ export interface RunImageResult {
 /**
  * Unpacks the image's layers that the store does not hold yet, each into its own directory with overlayfs
  * whiteouts (they become lowerdirs), checking the diffID the config promises; returns them base first.
+ * With subordinate id maps, owners the unprivileged unpack could only record are applied as the container
+ * will see them (so the store holds each layer in its final form).
  */
-async function unpackLayers(image: StoredImage, o: RunImageOptions): Promise<string[]> {
+async function unpackLayers(
+  image: StoredImage,
+  o: RunImageOptions,
+  idMaps: IdMaps | undefined,
+): Promise<string[]> {
   const diffIds = image.config.rootfs?.diff_ids ?? [];
   return Promise.all(
     image.manifest.layers.map((layer, i) => {
@@ -85,6 +91,7 @@ async function unpackLayers(image: StoredImage, o: RunImageOptions): Promise<str
         }
         for (const s of result.skipped)
           o.logger.warn(`layer ${layer.digest}: skipped ${s.path}: ${s.reason}`);
+        if (result.ownersRecorded > 0 && idMaps?.useHelpers) await restoreOwners({ dir: target, idMaps });
       });
     }),
   );
@@ -117,7 +124,7 @@ function idMapsFor(report: EnvironmentReport, logger: Logger): IdMaps {
 export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
   const scratch = await o.store.makeScratch('run');
   try {
-    // Probing runs while the image is pulled and unpacked; its failure surfaces when awaited.
+    // Probing runs while the image is pulled; its failure surfaces when awaited.
     const probing = probeEnvironment({
       scratchDir: join(scratch, 'probe'),
       cacheFile: join(o.store.root, 'probe-cache.json'),
@@ -128,7 +135,12 @@ export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
       registry: o.registry,
       logger: o.logger,
     });
-    const layers = await unpackLayers(image, o);
+    const report = await probing;
+    const choice = chooseIsolation(report, o.isolation, { network: o.network });
+    for (const w of choice.warnings) o.logger.warn(w);
+    o.logger.debug(`isolation ${choice.level} (${choice.reason}), root filesystem ${choice.rootfs}`);
+    const idMaps = choice.level === 'rootless' ? idMapsFor(report, o.logger) : undefined;
+    const layers = await unpackLayers(image, o, idMaps);
     const runtime = image.config.config ?? {};
     const user = resolveUser(o.user ?? runtime.User ?? '', {
       passwd: await readImageFile(layers, 'passwd'),
@@ -140,10 +152,6 @@ export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
       { command: o.command, env: o.env, workdir: o.workdir, hostEnv },
       user.home,
     );
-    const report = await probing;
-    const choice = chooseIsolation(report, o.isolation, { network: o.network });
-    for (const w of choice.warnings) o.logger.warn(w);
-    o.logger.debug(`isolation ${choice.level} (${choice.reason}), root filesystem ${choice.rootfs}`);
     const dirs = {
       upper: join(scratch, 'upper'),
       work: join(scratch, 'work'),
@@ -159,7 +167,7 @@ export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
       process: { ...plan, uid: user.uid, gid: user.gid, groups: user.groups },
       scratch,
     };
-    if (choice.level === 'rootless') spec.idMaps = idMapsFor(report, o.logger);
+    if (idMaps) spec.idMaps = idMaps;
     const result = await runSandbox(spec, { logger: o.logger });
     return result.error === undefined
       ? { exitCode: result.exitCode, isolation: choice }

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { GantryError } from '../errors/index.js';
 import type { Logger } from '../util/log.js';
 import type { LevelProbe } from './probe.js';
-import type { SandboxSpec } from './spec.js';
+import type { IdMaps, SandboxSpec } from './spec.js';
 
 const HELPER = 'gantry-sandbox';
 
@@ -71,6 +71,38 @@ export function probeHelper(dir: string): Promise<{ rootless: LevelProbe; chroot
       }
     });
   });
+}
+
+/**
+ * Gives an unpacked layer the ownership its tar recorded in `user.gantry.owner` xattrs (an unprivileged
+ * unpack cannot chown), by chowning inside a user namespace with the container's id maps.
+ */
+export async function restoreOwners(options: { dir: string; idMaps: IdMaps }): Promise<void> {
+  const helper = sandboxHelperPath();
+  const specFile = `${options.dir}.own.json`;
+  await writeFile(specFile, JSON.stringify(options), { mode: 0o600 });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(helper, ['own', specFile], {
+        env: helperEnv(),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      child.on('error', reject);
+      child.on('close', (code) =>
+        code === 0
+          ? resolve()
+          : reject(
+              new GantryError('NATIVE', `cannot apply the layer's file owners: ${err.trim()}`, {
+                subject: options.dir,
+              }),
+            ),
+      );
+    });
+  } finally {
+    await rm(specFile, { force: true });
+  }
 }
 
 export interface SandboxResult {

@@ -97,16 +97,10 @@ describe('gantry run (as gantry-test)', () => {
       'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n',
     );
     writeFileSync(join(etc, 'etc', 'group'), 'root:x:0:\napp:x:1000:\nextra:x:2000:app\n');
-    await run('tar', [
-      '-C',
-      etc,
-      '--owner=0',
-      '--group=0',
-      '--numeric-owner',
-      '-cf',
-      join(base, 'etc.tar'),
-      'etc',
-    ]);
+    // /home/app belongs to the image's user 1000: unpacked rootlessly it must still show as 1000 inside.
+    mkdirSync(join(etc, 'home', 'app'), { recursive: true });
+    chownSync(join(etc, 'home', 'app'), 1000, 1000);
+    await run('tar', ['-C', etc, '--numeric-owner', '-cf', join(base, 'etc.tar'), 'etc', 'home']);
     await addTag(layout, fixture.tag, 'configured', join(base, 'etc.tar'), {
       User: 'app',
       WorkingDir: '/work',
@@ -184,9 +178,19 @@ describe('gantry run (as gantry-test)', () => {
   it("honours the image's User (from its /etc/passwd and /etc/group), WorkingDir, Env and Entrypoint; flags override", async () => {
     const def = await gantryAs(['run', configured], { store });
     expect(def).toMatchObject({ code: 0, stdout: 'default\n' });
-    const r = await gantryAs(['run', configured, 'id -u; id -g; id -G; pwd; echo $FOO $HOME'], { store });
+    const r = await gantryAs(
+      ['run', configured, 'id -u; id -g; id -G; pwd; echo $FOO $HOME; stat -c %u:%g $HOME; touch $HOME/x'],
+      { store },
+    );
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.trim().split('\n')).toEqual(['1000', '1000', '1000 2000', '/work', 'bar /home/app']);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      '1000',
+      '1000',
+      '1000 2000',
+      '/work',
+      'bar /home/app',
+      '1000:1000',
+    ]);
     const o = await gantryAs(
       ['run', '-u', '0', '-w', '/tmp', '-e', 'FOO=baz', configured, 'id -u; pwd; echo $FOO'],
       { store },

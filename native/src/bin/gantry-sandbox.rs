@@ -1,6 +1,7 @@
 //! gantry-sandbox: the namespace helper `gantry run` spawns (see native/README.md, "Process model").
 //! `gantry-sandbox run SPEC_FILE` runs one container (the JSON spec is read from a file so it does not
-//! show in the container's /proc/1/cmdline); `gantry-sandbox probe DIR` reports what the kernel allows.
+//! show in the container's /proc/1/cmdline); `gantry-sandbox probe DIR` reports what the kernel allows;
+//! `gantry-sandbox own SPEC_FILE` applies recorded layer ownership inside a user namespace.
 //! It stays single-threaded: unshare/clone with CLONE_NEWUSER needs that, and it makes fork safe.
 #[path = "../sandbox/mod.rs"]
 mod sandbox;
@@ -10,8 +11,9 @@ fn main() {
   let code = match args.get(1).map(String::as_str) {
     Some("run") if args.len() == 3 => sandbox::run::main(&args[2]),
     Some("probe") if args.len() == 3 => sandbox::probe::main(&args[2]),
+    Some("own") if args.len() == 3 => sandbox::owners::main(&args[2]),
     _ => {
-      eprintln!("usage: gantry-sandbox run SPEC_FILE | gantry-sandbox probe SCRATCH_DIR");
+      eprintln!("usage: gantry-sandbox run SPEC_FILE | probe SCRATCH_DIR | own SPEC_FILE");
       2
     }
   };

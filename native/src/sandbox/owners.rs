@@ -1,0 +1,104 @@
+//! `gantry-sandbox own SPEC_FILE`: gives an unpacked layer the ownership its tar recorded. Unpacking as an
+//! unprivileged user cannot chown, so the unpacker records `uid:gid` in the `user.gantry.owner` xattr; this
+//! applies those ids from inside a user namespace with the container's id maps, where they land on the
+//! caller's subordinate ids exactly as the container will see them, and removes the xattr.
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::spec::IdMaps;
+use super::{idmap, sys};
+
+const OWNER_XATTR: &str = "user.gantry.owner";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnSpec {
+  id_maps: IdMaps,
+  dir: String,
+}
+
+fn recorded_owner(path: &Path) -> sys::Result<Option<(u32, u32)>> {
+  let (p, n) = (sys::path_cstr(path)?, sys::cstr(OWNER_XATTR)?);
+  let mut buf = [0u8; 64];
+  let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+  if len < 0 {
+    return Ok(None);
+  }
+  let text = String::from_utf8_lossy(&buf[..len as usize]).into_owned();
+  let parsed = text.split_once(':').and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)));
+  parsed.map(Some).ok_or_else(|| format!("{}: bad {OWNER_XATTR} value {text:?}", path.display()))
+}
+
+fn restore(path: &Path, meta: &fs::Metadata) -> sys::Result<()> {
+  let Some((uid, gid)) = recorded_owner(path)? else { return Ok(()) };
+  std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", path.display()))?;
+  // chown clears set-id bits; the tar's mode had them for a reason.
+  if meta.mode() & 0o6000 != 0 {
+    fs::set_permissions(path, fs::Permissions::from_mode(meta.mode() & 0o7777))
+      .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+  }
+  let (p, n) = (sys::path_cstr(path)?, sys::cstr(OWNER_XATTR)?);
+  unsafe { libc::lremovexattr(p.as_ptr(), n.as_ptr()) };
+  Ok(())
+}
+
+/// Walks the tree without following symlinks (they carry no record), children before their directory.
+fn walk(dir: &Path) -> sys::Result<()> {
+  for entry in fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))? {
+    let path = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?.path();
+    let meta = fs::symlink_metadata(&path).map_err(|e| format!("stat {}: {e}", path.display()))?;
+    if meta.file_type().is_symlink() {
+      continue;
+    }
+    if meta.is_dir() {
+      walk(&path)?;
+    }
+    restore(&path, &meta)?;
+  }
+  Ok(())
+}
+
+fn apply_tree(dir: &Path) -> sys::Result<()> {
+  walk(dir)?;
+  let meta = fs::symlink_metadata(dir).map_err(|e| format!("stat {}: {e}", dir.display()))?;
+  restore(dir, &meta)
+}
+
+pub fn main(spec_file: &str) -> i32 {
+  let result = (|| -> sys::Result<()> {
+    let bytes = fs::read(spec_file).map_err(|e| format!("{spec_file}: {e}"))?;
+    let spec: OwnSpec = serde_json::from_slice(&bytes).map_err(|e| format!("invalid spec: {e}"))?;
+    let (go_r, go_w) = sys::pipe()?;
+    let pid = sys::clone_process(libc::CLONE_NEWUSER)?;
+    if pid == 0 {
+      sys::close(go_w);
+      let result = if sys::read_to_end(go_r) == b"go" { apply_tree(Path::new(&spec.dir)) } else { Err("not mapped".into()) };
+      if let Err(e) = &result {
+        eprintln!("gantry-sandbox own: {e}");
+      }
+      unsafe { libc::_exit(i32::from(result.is_err())) };
+    }
+    sys::close(go_r);
+    let mapped = idmap::apply(pid, &spec.id_maps);
+    if mapped.is_ok() {
+      sys::write_all(go_w, b"go");
+    }
+    sys::close(go_w);
+    let status = sys::wait_for(pid)?;
+    mapped?;
+    if sys::exit_code(status) != 0 {
+      return Err(format!("restoring ownership in {} failed", spec.dir));
+    }
+    Ok(())
+  })();
+  match result {
+    Ok(()) => 0,
+    Err(e) => {
+      eprintln!("gantry-sandbox own: {e}");
+      1
+    }
+  }
+}
