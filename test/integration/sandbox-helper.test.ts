@@ -241,6 +241,24 @@ describe('gantry-sandbox (rootless, as gantry-test)', () => {
     },
   );
 
+  it('fuse-overlayfs root filesystem (as root, chroot level: /dev/fuse is root-only here)', async () => {
+    const { file, spec: s } = await spec('echo $$; touch /new && ls /new', {
+      isolation: 'chroot',
+      idMaps: undefined,
+    });
+    s.rootfs.mode = 'fuse-overlayfs';
+    await writeFile(file, JSON.stringify(s));
+    const r = await helper(file, true);
+    expect(r.code, r.stderr).toBe(0);
+    const [pid, created] = r.stdout.trim().split('\n');
+    // The fuse-overlayfs daemon is started by PID 1 and lives in the container's PID namespace too.
+    expect(Number(pid)).toBeGreaterThan(1);
+    expect(Number(pid)).toBeLessThan(10);
+    expect(created).toBe('/new');
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(s.scratch);
+    expect(existsSync(s.scratch)).toBe(false);
+  });
+
   it('removes the scratch directory, files owned by subordinate ids included', async () => {
     const { file, spec: s } = await spec(
       'mkdir -p /owned/deep && touch /owned/deep/f && chown -R 1000:1000 /owned && chmod 700 /owned',
