@@ -1,6 +1,6 @@
 /**
  * sign/bundle: sigstore bundles (v0.3) for the bundle form. Builds the DSSE bundle cosign writes for an image
- * signature (an in-toto statement, public-key hint or signing certificate, no transparency-log entry) and checks
+ * signature (an in-toto statement; a public-key hint, or a signing certificate and its Rekor entry) and checks
  * one against a public key with sigstore-js (`@sigstore/verify`). Pure apart from crypto; results, not throws,
  * so the caller can report why each bundle failed.
  */
@@ -12,15 +12,23 @@ import {
   type SerializedBundle,
   toDSSEBundle,
 } from '@sigstore/bundle';
+import type { Witness } from '@sigstore/sign';
 import { type TrustMaterial, toSignedEntity, Verifier } from '@sigstore/verify';
 import { GantryError } from '../errors/index.js';
 import { IN_TOTO_PAYLOAD_TYPE } from './constants.js';
 import { decodePem, keyHint } from './keys.js';
 import { preAuthEncoding } from './payload.js';
-import type { Signer } from './types.js';
+import type { KeyMaterial, Signer } from './types.js';
 
-/** Signs an in-toto statement as DSSE and wraps it in a bundle, as `cosign sign --new-bundle-format` does. */
-export async function signStatementBundle(signer: Signer, statement: Buffer): Promise<SerializedBundle> {
+/**
+ * Signs an in-toto statement as DSSE and wraps it in a bundle, as `cosign sign --new-bundle-format` does.
+ * Witnesses (keyless: Rekor) countersign the envelope and their entries join the bundle; key-based signing has none.
+ */
+export async function signStatementBundle(
+  signer: Signer,
+  statement: Buffer,
+  options: { witnesses?: readonly Witness[] } = {},
+): Promise<SerializedBundle> {
   const { signature, keyMaterial } = await signer.sign(preAuthEncoding(IN_TOTO_PAYLOAD_TYPE, statement));
   const common = { artifact: statement, artifactType: IN_TOTO_PAYLOAD_TYPE, signature };
   const bundle =
@@ -29,8 +37,28 @@ export async function signStatementBundle(signer: Signer, statement: Buffer): Pr
       : toDSSEBundle({ ...common, certificate: leafDer(keyMaterial.certificateChainPem) });
   // The key is named once, by the verification material's hint. A keyid in the DSSE signature too would make
   // go-securesystemslib (cosign) skip the signature unless its verifier reports that same id, which it does not.
+  // Cleared before witnessing: a Rekor entry records the envelope's signatures as they are.
   for (const sig of bundle.content.dsseEnvelope.signatures) sig.keyid = '';
+  const witnesses = options.witnesses ?? [];
+  if (witnesses.length > 0) {
+    const material = await Promise.all(
+      witnesses.map((w) => w.testify(bundle.content, signingKeyText(keyMaterial))),
+    );
+    bundle.verificationMaterial.tlogEntries = material.flatMap((m) => m.tlogEntries ?? []);
+    bundle.verificationMaterial.timestampVerificationData = {
+      rfc3161Timestamps: material.flatMap((m) => m.rfc3161Timestamps ?? []),
+    };
+  }
   return bundleToJSON(bundle);
+}
+
+/** What a transparency log records as the signer: the PEM public key, or the leaf certificate. */
+export function signingKeyText(keyMaterial: KeyMaterial): string {
+  if (keyMaterial.kind === 'publicKey') return keyMaterial.publicKeyPem;
+  const leaf = keyMaterial.certificateChainPem[0];
+  if (leaf === undefined)
+    throw new GantryError('INVALID_ARGUMENT', 'x509 key material without a certificate');
+  return leaf;
 }
 
 export type BundleCheck =
@@ -96,10 +124,7 @@ export function publicKeyTrust(publicKey: KeyObject): TrustMaterial {
 }
 
 function leafDer(chainPem: readonly string[]): Buffer {
-  const leaf = chainPem[0];
-  if (leaf === undefined)
-    throw new GantryError('INVALID_ARGUMENT', 'x509 key material without a certificate');
-  return decodePem(leaf).der;
+  return decodePem(signingKeyText({ kind: 'x509', certificateChainPem: [...chainPem] })).der;
 }
 
 function describe(err: unknown): string {

@@ -1,8 +1,19 @@
-/** sign: cosign-compatible keys, signing and verification of images in both of cosign's storage forms. */
+/**
+ * sign: cosign-compatible keys, key-based and keyless (Fulcio, Rekor) signing, and verification of images in both of
+ * cosign's storage forms.
+ */
 
 export { parseAnnotations, parseSignReference } from './args.js';
-export { checkBundleWithKey, publicKeyTrust, signStatementBundle } from './bundle.js';
-export { type Claims, type Expectation, type RejectReason, sameRepository, type Verdict } from './checks.js';
+export { checkBundleWithKey, publicKeyTrust, signingKeyText, signStatementBundle } from './bundle.js';
+export {
+  type Claims,
+  checkKeylessLegacyLayer,
+  checkKeylessSignatureBundle,
+  type Expectation,
+  type RejectReason,
+  sameRepository,
+  type Verdict,
+} from './checks.js';
 export * from './constants.js';
 export {
   type KeyPairFiles,
@@ -11,6 +22,19 @@ export {
   readPublicKeyFile,
   writeNewKeyPair,
 } from './key-files.js';
+export {
+  checkBundleKeyless,
+  DEFAULT_FULCIO_URL,
+  DEFAULT_REKOR_URL,
+  type KeylessCheck,
+  type KeylessIdentity,
+  type KeylessPolicy,
+  KeylessSigner,
+  type KeylessSignerOptions,
+  loadTrustedRoot,
+  rekorWitness,
+  resolveIdentityToken,
+} from './keyless.js';
 export {
   decodePem,
   decryptPrivateKey,

@@ -1,6 +1,7 @@
 /**
- * sign/verify: `verifyImage`, checking an image's key-based signatures in both storage forms (cosign's legacy
- * `.sig` manifest and sigstore bundle referrers, whoever wrote them) and reporting every signature it found with
+ * sign/verify: `verifyImage`, checking an image's signatures — with a key, or keyless against a trusted root and
+ * an expected identity and issuer — in both storage forms (cosign's legacy `.sig` manifest and sigstore bundle
+ * referrers, whoever wrote them) and reporting every signature it found with
  * its verdict. `assertVerified` turns a result without a valid signature into one GantryError naming each reason.
  */
 import type { KeyObject } from 'node:crypto';
@@ -9,22 +10,29 @@ import type { ImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import {
   type Claims,
+  checkKeylessLegacyLayer,
+  checkKeylessSignatureBundle,
   checkLegacyLayer,
   checkSignatureBundle,
   type Expectation,
   type RejectReason,
+  type Verdict,
 } from './checks.js';
 import { BundleAnnotation, COSIGN_SIGN_PREDICATE_TYPE } from './constants.js';
+import type { KeylessIdentity, KeylessPolicy } from './keyless.js';
 import { dockerReference, resolveSignedImage } from './sign.js';
 import { legacyTag, RegistrySignatureStore } from './store.js';
-import type { SignatureStore } from './types.js';
+import type { LegacyLayer, SignatureStore } from './types.js';
 
 export type StoredForm = 'legacy' | 'bundle';
 
-export interface VerifyImageOptions {
+/** Who must have signed: the holder of a public key, or (keyless) a certificate identity and issuer. */
+export type VerifyImageOptions = VerifyImageCommon &
+  ({ publicKey: KeyObject; keyless?: undefined } | { keyless: KeylessPolicy; publicKey?: undefined });
+
+export interface VerifyImageCommon {
   client: RegistryClient;
   reference: ImageReference;
-  publicKey: KeyObject;
   /** `optional` entries every accepted signature must carry with these values. */
   annotations?: Record<string, string>;
   /** The `host/repo` payloads must name; default: the verified image's repository (e.g. a mirror's source). */
@@ -39,6 +47,8 @@ export interface VerifiedSignature {
   /** The `.sig` tag (with the layer's position) or the bundle referrer's digest. */
   source: string;
   claims: Claims;
+  /** Keyless signatures: the certificate's identity and OIDC issuer. */
+  signer?: KeylessIdentity;
 }
 
 export interface RejectedSignature {
@@ -70,14 +80,25 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyIm
     verified: [],
     rejected: [],
   };
+  const record = (form: StoredForm, source: string, verdict: Verdict): void => {
+    if (!verdict.ok) {
+      result.rejected.push({ form, source, reason: verdict.reason, message: verdict.message });
+      return;
+    }
+    const verified: VerifiedSignature = { form, source, claims: verdict.claims };
+    if (verdict.signer) verified.signer = verdict.signer;
+    result.verified.push(verified);
+  };
+  const checkLayer = (layer: LegacyLayer, source: string): Verdict =>
+    options.keyless
+      ? checkKeylessLegacyLayer(layer, options.keyless, expected, source)
+      : checkLegacyLayer(layer, options.publicKey, expected);
   if (forms.includes('legacy')) {
     const tag = legacyTag(expected.manifestDigest, 'sig');
     const layers = await store.readLegacy(image, 'sig');
     layers.forEach((layer, i) => {
       const source = `${tag}[${i}]`;
-      const verdict = checkLegacyLayer(layer, options.publicKey, expected);
-      if (verdict.ok) result.verified.push({ form: 'legacy', source, claims: verdict.claims });
-      else result.rejected.push({ form: 'legacy', source, reason: verdict.reason, message: verdict.message });
+      record('legacy', source, checkLayer(layer, source));
     });
   }
   if (forms.includes('bundle')) {
@@ -85,18 +106,26 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyIm
       // Attestation bundles share the artifact type; only image signatures are verified here.
       const predicateType = descriptor.annotations?.[BundleAnnotation.predicateType];
       if (predicateType !== undefined && predicateType !== COSIGN_SIGN_PREDICATE_TYPE) continue;
-      const verdict = checkSignatureBundle(bundle, options.publicKey, expected);
-      const source = descriptor.digest;
-      if (verdict.ok) result.verified.push({ form: 'bundle', source, claims: verdict.claims });
-      else result.rejected.push({ form: 'bundle', source, reason: verdict.reason, message: verdict.message });
+      const verdict = options.keyless
+        ? checkKeylessSignatureBundle(bundle, options.keyless, expected)
+        : checkSignatureBundle(bundle, options.publicKey, expected);
+      record('bundle', descriptor.digest, verdict);
     }
   }
   return result;
 }
 
+/** Sound signatures from someone else: another key, keyless identity or issuer, CA, or repository. */
+const SIGNER_REASONS: readonly RejectReason[] = [
+  'wrong-key',
+  'wrong-signer',
+  'untrusted-certificate',
+  'wrong-identity',
+];
+
 /**
  * Throws unless at least one signature verified: NO_SIGNATURES when there were none, UNTRUSTED_SIGNER when every
- * signature is sound but from another key or for another repository, else SIGNATURE_INVALID; the message lists
+ * signature is sound but from another key, keyless signer or CA, or for another repository, else SIGNATURE_INVALID; the message lists
  * each signature's reason.
  */
 export function assertVerified(result: VerifyImageResult): void {
@@ -110,7 +139,7 @@ export function assertVerified(result: VerifyImageResult): void {
       },
     );
   }
-  const untrusted = result.rejected.every((r) => r.reason === 'wrong-key' || r.reason === 'wrong-identity');
+  const untrusted = result.rejected.every((r) => SIGNER_REASONS.includes(r.reason));
   const reasons = result.rejected.map((r) => `${r.form} ${r.source}: ${r.reason}: ${r.message}`);
   throw new GantryError(
     untrusted ? 'UNTRUSTED_SIGNER' : 'SIGNATURE_INVALID',

@@ -1,5 +1,5 @@
 /**
- * Keyless signing end to end against @sigstore/mock's Fulcio and Rekor, served on 127.0.0.1 by this test (no
+ * Keyless signing end to end against @sigstore/mock's Fulcio and Rekor, served on 127.0.0.1 (harness/sigstore-mock; no
  * public Sigstore is reachable): `gantry attest` without a key gets a certificate for an OIDC token minted here
  * (given directly, through a named variable as GitLab does, or from a fake GitHub Actions token endpoint) and a
  * Rekor entry; `verify-attestation --certificate-identity/--certificate-oidc-issuer` accepts the right signer
@@ -9,12 +9,11 @@
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fulcioHandler, initializeCA, initializeCTLog, initializeTLog, rekorHandler } from '@sigstore/mock';
-import { HashAlgorithm, PublicKeyDetails, TransparencyLogEntry, TrustedRoot } from '@sigstore/protobuf-specs';
+import { HashAlgorithm, TransparencyLogEntry } from '@sigstore/protobuf-specs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleFromLegacyLayer, rekorBundleAnnotation } from '../../src/attest/legacy.js';
 import { Annotation, SIMPLE_SIGNING_MEDIA_TYPE } from '../../src/sign/constants.js';
@@ -29,16 +28,15 @@ import { cosign, LOOPBACK_REGISTRY_FLAGS } from '../harness/cosign.js';
 import { type FixtureImage, makeImageLayout, pushFixture } from '../harness/fixtures.js';
 import { trackTempDir } from '../harness/procs.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import {
+  IDENTITY,
+  ISSUER,
+  type MockSigstore,
+  mintToken,
+  NO_AMBIENT_TOKENS,
+  startMockSigstore,
+} from '../harness/sigstore-mock.js';
 import { gantry, gantryOk } from '../support/cli.js';
-
-const ISSUER = 'https://token.actions.githubusercontent.com';
-const IDENTITY = 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main';
-/** Variables a developer's or CI's shell may hold that would change which token the CLI picks. */
-const NO_AMBIENT_TOKENS = {
-  SIGSTORE_ID_TOKEN: '',
-  ACTIONS_ID_TOKEN_REQUEST_URL: '',
-  ACTIONS_ID_TOKEN_REQUEST_TOKEN: '',
-};
 
 let registry: TestRegistry;
 let sigstore: MockSigstore;
@@ -48,102 +46,7 @@ let predicate: string;
 let trustedRootPath: string;
 let policy: KeylessPolicy;
 
-/** An OIDC token as the mock Fulcio reads it (it decodes the claims; the signature is not checked). */
-function mintToken(claims: Record<string, unknown>): string {
-  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ aud: 'sigstore', iat: now, exp: now + 600, ...claims })}.c2ln`;
-}
-
 const token = mintToken({ iss: ISSUER, sub: IDENTITY });
-
-interface MockSigstore {
-  url: string;
-  trustedRoot: TrustedRoot;
-  stop(): Promise<void>;
-}
-
-/** One loopback HTTP server answering Fulcio's signingCert and Rekor's log entries with @sigstore/mock. */
-async function startMockSigstore(): Promise<MockSigstore> {
-  const keyPair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const ctlog = await initializeCTLog(keyPair);
-  const ca = await initializeCA(keyPair, ctlog);
-  const handlers = new Map<string, Awaited<ReturnType<typeof fulcioHandler>>['fn']>();
-  const fulcio = fulcioHandler(ca);
-  handlers.set(fulcio.path, fulcio.fn);
-  const server: Server = createServer((req, res) => {
-    const handler = req.method === 'POST' ? handlers.get(req.url ?? '') : undefined;
-    if (!handler) {
-      res.writeHead(404).end();
-      return;
-    }
-    readBody(req)
-      .then((body) => handler(body))
-      .then(({ statusCode, response, contentType }) => {
-        res.writeHead(statusCode, { 'content-type': contentType ?? 'text/plain' });
-        res.end(typeof response === 'string' ? response : Buffer.from(response.buffer));
-      })
-      .catch(() => res.writeHead(500).end());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const tlog = await initializeTLog(url, keyPair);
-  const rekor = rekorHandler(tlog);
-  handlers.set(rekor.path, rekor.fn);
-  const since = new Date(Date.now() - 3_600_000);
-  const key = (rawBytes: Buffer) => ({
-    rawBytes,
-    keyDetails: PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
-    validFor: { start: since, end: undefined },
-  });
-  const trustedRoot: TrustedRoot = {
-    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-    certificateAuthorities: [
-      {
-        subject: { organization: 'sigstore.mock', commonName: 'sigstore' },
-        uri: url,
-        certChain: { certificates: [{ rawBytes: Buffer.from(ca.rootCertificate.buffer) }] },
-        validFor: { start: since, end: undefined },
-        operator: 'sigstore.mock',
-      },
-    ],
-    tlogs: [
-      {
-        baseUrl: url,
-        hashAlgorithm: HashAlgorithm.SHA2_256,
-        publicKey: key(tlog.publicKey),
-        logId: { keyId: createHash('sha256').update(tlog.publicKey).digest() },
-        checkpointKeyId: undefined,
-        operator: 'sigstore.mock',
-      },
-    ],
-    ctlogs: [
-      {
-        baseUrl: url,
-        hashAlgorithm: HashAlgorithm.SHA2_256,
-        publicKey: key(ctlog.publicKey),
-        logId: { keyId: Buffer.from(ctlog.logID.buffer) },
-        checkpointKeyId: undefined,
-        operator: 'sigstore.mock',
-      },
-    ],
-    timestampAuthorities: [],
-  };
-  return {
-    url,
-    trustedRoot,
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 beforeAll(async () => {
   registry = await startRegistry();
@@ -156,8 +59,7 @@ beforeAll(async () => {
     predicate,
     JSON.stringify({ builder: { id: 'https://ci.example/b' }, buildType: 'https://ci.example/t' }),
   );
-  trustedRootPath = join(work, 'trusted_root.json');
-  await writeFile(trustedRootPath, JSON.stringify(TrustedRoot.toJSON(sigstore.trustedRoot)));
+  trustedRootPath = await sigstore.writeTrustedRoot(work);
   policy = { trustedRoot: sigstore.trustedRoot, identity: IDENTITY, issuer: ISSUER };
 });
 
@@ -286,28 +188,7 @@ describe('keyless attest', () => {
       { env: NO_AMBIENT_TOKENS },
     );
     // cosign 2 takes a trusted-root file for bundles only; for the .att form it reads the same keys from these.
-    const pem = (type: string, der: Uint8Array) =>
-      `-----BEGIN ${type}-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${type}-----\n`;
-    const root = sigstore.trustedRoot;
-    const files: Record<string, [string, string]> = {
-      SIGSTORE_ROOT_FILE: [
-        join(work, 'fulcio.pem'),
-        pem(
-          'CERTIFICATE',
-          root.certificateAuthorities[0]?.certChain?.certificates[0]?.rawBytes ?? Buffer.alloc(0),
-        ),
-      ],
-      SIGSTORE_REKOR_PUBLIC_KEY: [
-        join(work, 'rekor.pub'),
-        pem('PUBLIC KEY', root.tlogs[0]?.publicKey?.rawBytes ?? Buffer.alloc(0)),
-      ],
-      SIGSTORE_CT_LOG_PUBLIC_KEY_FILE: [
-        join(work, 'ctlog.pub'),
-        pem('PUBLIC KEY', root.ctlogs[0]?.publicKey?.rawBytes ?? Buffer.alloc(0)),
-      ],
-    };
-    for (const [path, text] of Object.values(files)) await writeFile(path, text);
-    const env = Object.fromEntries(Object.entries(files).map(([name, [path]]) => [name, path]));
+    const env = await sigstore.writeCosignEnv(work);
     const cosignVerify = (identity: string) =>
       cosign(
         [

@@ -1,67 +1,22 @@
 /**
  * `gantry attest IMAGE --predicate FILE --type T (--key FILE | keyless)`: an in-toto statement about the image's
  * digest, signed as DSSE, stored as cosign's `.att` manifest and as a sigstore bundle referrer. Without `--key`
- * it signs keyless (Fulcio certificate from an OIDC token, Rekor entry), as cosign does. The keyless flags and
- * `keylessSigning` are exported for the other signing commands.
+ * it signs keyless (Fulcio certificate from an OIDC token, Rekor entry), as cosign does.
  */
 import { readFile } from 'node:fs/promises';
-import type { Witness } from '@sigstore/sign';
 import { type AttestationFormat, attestImage } from '../../attest/create.js';
 import { predicateTypeFor } from '../../attest/statement.js';
 import { asGantryError, GantryError } from '../../errors/index.js';
 import { parseSignReference } from '../../sign/args.js';
 import { readPrivateKeyFile } from '../../sign/key-files.js';
-import { KeylessSigner, rekorWitness, resolveIdentityToken } from '../../sign/keyless.js';
 import { KeySigner } from '../../sign/keys.js';
 import { dockerReference, resolveSignedImage } from '../../sign/sign.js';
 import { legacyTag, RegistrySignatureStore } from '../../sign/store.js';
-import type { Signer } from '../../sign/types.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
+import { keylessSignFlags, keylessSigning } from '../keyless-flags.js';
 import { createOutput } from '../output.js';
 import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
-
-/** Flags of keyless signing, shared by every command that signs. */
-export const keylessSignFlags = {
-  'identity-token': {
-    type: 'string',
-    valueName: 'TOKEN|FILE',
-    description: 'keyless: OIDC token (or a file holding it) for Fulcio',
-  },
-  'identity-token-env': {
-    type: 'string',
-    valueName: 'VAR',
-    description:
-      'keyless: environment variable holding the OIDC token (GitLab id_tokens; default SIGSTORE_ID_TOKEN)',
-  },
-  'fulcio-url': {
-    type: 'string',
-    valueName: 'URL',
-    description: 'keyless: Fulcio (default the public instance)',
-  },
-  'rekor-url': {
-    type: 'string',
-    valueName: 'URL',
-    description: 'keyless: Rekor (default the public instance)',
-  },
-} as const;
-
-/** A keyless signer and its Rekor witness from the flags above; the token comes from resolveIdentityToken. */
-export async function keylessSigning(flags: {
-  'identity-token'?: string;
-  'identity-token-env'?: string;
-  'fulcio-url'?: string;
-  'rekor-url'?: string;
-}): Promise<{ signer: Signer; witnesses: Witness[] }> {
-  const identityToken = await resolveIdentityToken({
-    token: flags['identity-token'],
-    tokenEnv: flags['identity-token-env'],
-  });
-  return {
-    signer: new KeylessSigner({ identityToken, fulcioUrl: flags['fulcio-url'] }),
-    witnesses: [rekorWitness({ rekorUrl: flags['rekor-url'] })],
-  };
-}
 
 const flags = {
   predicate: { type: 'string', valueName: 'FILE', description: 'the predicate (JSON; `-` reads stdin)' },

@@ -1,15 +1,23 @@
-/** `gantry sign IMAGE --key KEY`: signs an image by digest in cosign's legacy `.sig` form and as a bundle referrer. */
+/**
+ * `gantry sign IMAGE [--key KEY]`: signs an image by digest in cosign's legacy `.sig` form and as a bundle
+ * referrer. Without `--key` it signs keyless (a Fulcio certificate for an OIDC token, Rekor entries), as cosign does.
+ */
 import { GantryError } from '../../errors/index.js';
 import { parseAnnotations, parseSignReference } from '../../sign/args.js';
 import { loadKeySigner } from '../../sign/key-files.js';
 import { type SignatureFormat, signImage } from '../../sign/sign.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
+import { keylessSignFlags, keylessSigning } from '../keyless-flags.js';
 import { createOutput } from '../output.js';
 import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
-  key: { type: 'string', valueName: 'FILE', description: 'private key (cosign.key, or a PEM EC P-256 key)' },
+  key: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'private key (cosign.key, or a PEM EC P-256 key); without it, keyless',
+  },
   'passphrase-file': {
     type: 'string',
     valueName: 'FILE',
@@ -27,6 +35,7 @@ const flags = {
     valueName: 'legacy|bundle|both',
     description: 'where to store the signature: .sig tag, bundle referrer, or both (default)',
   },
+  ...keylessSignFlags,
   ...registryFlags(''),
   ...commonFlags,
 } as const;
@@ -34,13 +43,19 @@ const flags = {
 const FORMATS: readonly string[] = ['legacy', 'bundle', 'both'];
 
 export const command: Command = {
-  summary: 'sign an image with a key (cosign .sig and sigstore bundle)',
-  usage: 'sign [flags] --key FILE IMAGE   (IMAGE: host/repo:tag, host/repo@sha256:..., docker://...)',
+  summary: 'sign an image with a key or keyless (cosign .sig and sigstore bundle)',
+  usage: 'sign [flags] [--key FILE] IMAGE   (IMAGE: host/repo:tag, host/repo@sha256:..., docker://...)',
   flags,
   async run(argv) {
     const { flags: f, positionals } = parseArgs(argv, flags);
     if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'sign needs exactly one IMAGE');
-    if (!f.key) throw new GantryError('INVALID_ARGUMENT', 'sign needs --key FILE');
+    const keylessFlag = Object.keys(keylessSignFlags).find((name) => f[name as keyof typeof f] !== undefined);
+    if (f.key && keylessFlag) {
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        `--${keylessFlag} is for keyless signing; it cannot go with --key`,
+      );
+    }
     const format = f.format ?? 'both';
     if (!FORMATS.includes(format)) {
       throw new GantryError(
@@ -50,14 +65,17 @@ export const command: Command = {
     }
     const reference = parseSignReference(positionals[0] as string);
     const annotations = parseAnnotations(f.annotations);
-    const signer = await loadKeySigner(f.key, { passphraseFile: f['passphrase-file'] });
+    // The key, or the OIDC token, is checked before anything touches the registry.
+    const signing = f.key
+      ? { signer: await loadKeySigner(f.key, { passphraseFile: f['passphrase-file'] }), witnesses: [] }
+      : await keylessSigning(f);
     const out = createOutput({ quiet: f.quiet, json: f.json });
     const client = registryClientFromFlags(f, '', out.logger);
     try {
       const result = await signImage({
         client,
         reference,
-        signer,
+        ...signing,
         annotations,
         format: format as SignatureFormat,
         logger: out.logger,

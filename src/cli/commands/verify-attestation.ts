@@ -1,7 +1,6 @@
 /**
  * `gantry verify-attestation IMAGE (--key FILE | --certificate-identity ID --certificate-oidc-issuer URL
- * --trusted-root FILE) [--type T]`: checks an image's attestations in both cosign storage forms. The keyless
- * flags and `keylessPolicyFromFlags` are exported for `verify`.
+ * --trusted-root FILE) [--type T]`: checks an image's attestations in both cosign storage forms.
  */
 
 import { predicateTypeFor } from '../../attest/statement.js';
@@ -14,57 +13,13 @@ import {
 import { GantryError } from '../../errors/index.js';
 import { parseSignReference } from '../../sign/args.js';
 import { readPublicKeyFile } from '../../sign/key-files.js';
-import { type KeylessPolicy, loadTrustedRoot } from '../../sign/keyless.js';
 import { dockerReference, resolveSignedImage } from '../../sign/sign.js';
 import { RegistrySignatureStore } from '../../sign/store.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
+import { keylessPolicyFromFlags, keylessVerifyFlags } from '../keyless-flags.js';
 import { createOutput } from '../output.js';
 import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
-
-/** Flags of keyless verification, shared by the verifying commands. */
-export const keylessVerifyFlags = {
-  'certificate-identity': {
-    type: 'string',
-    valueName: 'ID',
-    description: "keyless: the signer's certificate identity (email or URI), exactly",
-  },
-  'certificate-oidc-issuer': {
-    type: 'string',
-    valueName: 'URL',
-    description: 'keyless: the OIDC issuer the certificate was issued for, exactly',
-  },
-  'trusted-root': {
-    type: 'string',
-    valueName: 'FILE',
-    description: 'keyless: sigstore trusted_root.json (Fulcio CA, Rekor and CT log keys)',
-  },
-} as const;
-
-/** The keyless policy the flags above ask for; undefined when none of them is given. */
-export async function keylessPolicyFromFlags(flags: {
-  'certificate-identity'?: string;
-  'certificate-oidc-issuer'?: string;
-  'trusted-root'?: string;
-}): Promise<KeylessPolicy | undefined> {
-  const identity = flags['certificate-identity'];
-  const issuer = flags['certificate-oidc-issuer'];
-  const root = flags['trusted-root'];
-  if (identity === undefined && issuer === undefined && root === undefined) return undefined;
-  if (!identity || !issuer) {
-    throw new GantryError(
-      'INVALID_ARGUMENT',
-      'keyless verification needs both --certificate-identity and --certificate-oidc-issuer',
-    );
-  }
-  if (!root) {
-    throw new GantryError(
-      'INVALID_ARGUMENT',
-      'keyless verification needs --trusted-root FILE (the sigstore trusted_root.json of your Fulcio and Rekor)',
-    );
-  }
-  return { identity, issuer, trustedRoot: await loadTrustedRoot(root) };
-}
 
 const flags = {
   key: { type: 'string', valueName: 'FILE', description: 'public key (cosign.pub)' },
