@@ -60,17 +60,20 @@ export const command: Command = {
       return 0;
     }
     const seccomp = ['disabled', 'strict', 'filter'][report.seccomp.mode ?? -1] ?? 'unknown';
+    const rows: [string, string][] = [
+      ['user', `${report.user} (uid ${report.uid}, gid ${report.gid})`],
+      ['store', store.root],
+      ['user namespaces', describeLevel(report.rootless)],
+      ['max_user_namespaces', String(report.maxUserNamespaces ?? 'unknown')],
+      ['namespaces as root', report.uid === 0 ? describeLevel(report.chroot) : 'not root'],
+      ['fuse-overlayfs', report.fuseOverlayfs ? 'yes' : 'no (binary or access to /dev/fuse missing)'],
+      ['newuidmap/newgidmap', report.newuidmap ? 'yes' : 'no (install uidmap)'],
+      ['subuid ranges', ranges(report.subuid)],
+      ['subgid ranges', ranges(report.subgid)],
+      ['seccomp', `${seccomp}${report.seccomp.filters ? ` (${report.seccomp.filters} filter(s))` : ''}`],
+    ];
     const lines = [
-      `user:                  ${report.user} (uid ${report.uid}, gid ${report.gid})`,
-      `store:                 ${store.root}`,
-      `user namespaces:       ${describeLevel(report.rootless)}`,
-      `max_user_namespaces:   ${report.maxUserNamespaces ?? 'unknown'}`,
-      `mount ns without userns: ${describeLevel(report.chroot)}`,
-      `fuse-overlayfs:        ${report.fuseOverlayfs ? 'yes' : 'no'}`,
-      `newuidmap/newgidmap:   ${report.newuidmap ? 'yes' : 'no'}`,
-      `subuid ranges:         ${ranges(report.subuid)}`,
-      `subgid ranges:         ${ranges(report.subgid)}`,
-      `seccomp:               ${seccomp}${report.seccomp.filters ? ` (${report.seccomp.filters} filter(s))` : ''}`,
+      ...rows.map(([k, v]) => `${`${k}:`.padEnd(22)} ${v}`),
       '',
       'isolation (--isolation auto):',
       ...RUNNING_COMMANDS.map((c) =>
