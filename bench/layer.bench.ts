@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLayer, unpackLayer } from '../src/layer/index.js';
 
@@ -17,18 +17,35 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FILES = 5000;
 const TOTAL = 100 * 1024 * 1024;
 
-function sh(script: string): Promise<void> {
+interface Timing {
+  wall: number;
+  /** user + system CPU seconds (gantry: this process, all threads; baseline: the shell's children). */
+  cpu: number;
+}
+
+/** Runs a shell script; `times` reports its children's CPU time, which is what the pipe costs. */
+function sh(script: string): Promise<Timing> {
+  const start = performance.now();
   return new Promise((resolve, reject) => {
-    execFile('sh', ['-c', script], { maxBuffer: 1 << 20 }, (err, _out, stderr) =>
-      err ? reject(new Error(`${script}: ${stderr}`)) : resolve(),
-    );
+    execFile('sh', ['-c', `${script}\ntimes`], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new Error(`${script}: ${stderr}`));
+        return;
+      }
+      const wall = (performance.now() - start) / 1000;
+      const children = stdout.trim().split('\n').at(-1) ?? '';
+      const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+      resolve({ wall, cpu: seconds.reduce((a, b) => a + b, 0) });
+    });
   });
 }
 
-async function time(fn: () => Promise<unknown>): Promise<number> {
+async function time(fn: () => Promise<unknown>): Promise<Timing> {
   const start = performance.now();
+  const cpu = process.cpuUsage();
   await fn();
-  return (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
+  return { wall: (performance.now() - start) / 1000, cpu: (used.user + used.system) / 1e6 };
 }
 
 function median(values: number[]): number {
@@ -37,11 +54,14 @@ function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function report(name: string, gantry: number[], baseline: number[], baselineName: string): void {
-  const g = median(gantry);
-  const b = median(baseline);
+function report(name: string, gantry: Timing[], baseline: Timing[], baselineName: string): void {
+  const g = median(gantry.map((t) => t.wall));
+  const b = median(baseline.map((t) => t.wall));
+  const gc = median(gantry.map((t) => t.cpu));
+  const bc = median(baseline.map((t) => t.cpu));
   console.log(
-    `${name}: gantry ${g.toFixed(3)}s, ${baselineName} ${b.toFixed(3)}s, speed-up ${(b / g).toFixed(2)}x`,
+    `${name}: gantry ${g.toFixed(3)}s (cpu ${gc.toFixed(2)}s), ${baselineName} ${b.toFixed(3)}s ` +
+      `(cpu ${bc.toFixed(2)}s), speed-up ${(b / g).toFixed(2)}x`,
   );
 }
 
@@ -118,12 +138,12 @@ try {
   await sh(`cp -al '${base}' '${next}' && cp -a '${change}/.' '${next}/'`);
 
   const blob = join(work, 'layer.tar.gz');
-  const g: number[] = [];
-  const z: number[] = [];
-  const d: number[] = [];
-  const pipe: number[] = [];
+  const g: Timing[] = [];
+  const z: Timing[] = [];
+  const d: Timing[] = [];
+  const pipe: Timing[] = [];
   for (let i = 0; i < RUNS; i++) {
-    pipe.push(await time(() => sh(`tar -C '${change}' -c . | gzip | sha256sum >/dev/null`)));
+    pipe.push(await sh(`tar -C '${change}' -c . | gzip | sha256sum >/dev/null`));
     g.push(await time(() => createLayer({ changes: change, outputPath: blob })));
     z.push(
       await time(() =>
@@ -136,13 +156,13 @@ try {
   report('create, zstd', z, pipe, 'tar|gzip|sha256sum');
   report('create from a two-tree diff (+2,000 unchanged), gzip', d, pipe, 'tar|gzip|sha256sum');
 
-  const u: number[] = [];
-  const x: number[] = [];
+  const u: Timing[] = [];
+  const x: Timing[] = [];
   const target = join(work, 'unpacked');
   for (let i = 0; i < RUNS; i++) {
     await rm(target, { recursive: true, force: true });
     await mkdir(target);
-    x.push(await time(() => sh(`tar -xzf '${blob}' -C '${target}'`)));
+    x.push(await sh(`tar -xzf '${blob}' -C '${target}'`));
     await rm(target, { recursive: true, force: true });
     await mkdir(target);
     u.push(await time(() => unpackLayer({ source: blob, target })));
