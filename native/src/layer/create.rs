@@ -8,6 +8,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs as rfs;
 use tar::EntryType;
@@ -75,7 +76,10 @@ pub fn create_layer(opts: &CreateOptions) -> LayerResult<CreateReport> {
   let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
   let output = &opts.output;
   let file_name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-  let tmp = output.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+  // Unique per process and call: concurrent calls may target the same output (e.g. the same digest).
+  static SEQ: AtomicU64 = AtomicU64::new(0);
+  let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+  let tmp = output.with_file_name(format!(".{file_name}.{}-{seq}.tmp", std::process::id()));
   let out_err = |e: io::Error| LayerError::io(format!("write {}", output.display()), e);
   let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(out_err)?;
   let blob = HashWriter::new(BufWriter::with_capacity(CHUNK, file));
@@ -354,7 +358,7 @@ impl Walker {
         self.links.insert(key, path.to_vec());
       }
       // O_NOFOLLOW: a file swapped for a symlink after the walk saw it must not pull in the link's target.
-      let mut file = OpenOptions::new().read(true).custom_flags(libc_nofollow()).open(&node.path).map_err(err)?;
+      let mut file = OpenOptions::new().read(true).custom_flags(o_nofollow()).open(&node.path).map_err(err)?;
       entry.size = meta.len();
       return self.tar.append(&entry, Some(&mut file)).map_err(err);
     } else if ft.is_char_device() || ft.is_block_device() {
@@ -370,7 +374,7 @@ impl Walker {
   }
 }
 
-fn libc_nofollow() -> i32 {
+fn o_nofollow() -> i32 {
   rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
