@@ -12,32 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeImageLayout, pushFixture } from '../harness/fixtures.js';
 import { run, trackTempDir, waitFor } from '../harness/procs.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { asTestUser, installationForTestUser, TEST_USER, testUser } from './sandbox-user.js';
 
-const USER = 'gantry-test';
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gantry.js');
+/** The CLI gantry-test runs (the checkout's, or a readable copy of it). */
+let BIN = '';
 
 interface Result {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-function ids(): { uid: number; gid: number; subuid: number } {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      'run tests act as the unprivileged user gantry-test and need root for that: run them as root after scripts/setup.sh',
-    );
-  }
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`${USER}:`));
-  const sub = readFileSync('/etc/subuid', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`${USER}:`));
-  if (!line || !sub)
-    throw new Error(`user ${USER} or its /etc/subuid range is missing: run scripts/setup.sh as root`);
-  const f = line.split(':');
-  return { uid: Number(f[2]), gid: Number(f[3]), subuid: Number(sub.split(':')[1]) };
 }
 
 /** `gantry ARGS` as gantry-test (setpriv execs node itself, so a signal to the child reaches gantry). */
@@ -47,8 +30,7 @@ function gantryAs(
 ): Promise<Result> {
   const env = { PATH: process.env.PATH, HOME: '/nonexistent', GANTRY_STORE: o.store, CI: 'true' };
   const node = [process.execPath, BIN, ...args];
-  const argv =
-    o.wrap ?? (o.root ? node : ['setpriv', '--reuid', USER, '--regid', USER, '--init-groups', '--', ...node]);
+  const argv = o.wrap ?? (o.root ? node : asTestUser(...node));
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0] as string, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -66,7 +48,7 @@ function gantryAs(
 }
 
 describe('gantry run (as gantry-test)', () => {
-  const user = { uid: 0, gid: 0, subuid: 0 };
+  const user = { uid: 0, gid: 0, subuid: 0, subgid: 0 };
   let base: string;
   let store: string;
   let image: string;
@@ -82,7 +64,8 @@ describe('gantry run (as gantry-test)', () => {
   }
 
   beforeAll(async () => {
-    Object.assign(user, ids());
+    Object.assign(user, testUser());
+    BIN = installationForTestUser().cli;
     base = await mkdtemp(join(tmpdir(), 'gantry-run-'));
     trackTempDir(base);
     await chmod(base, 0o755);
@@ -245,7 +228,7 @@ describe('gantry run (as gantry-test)', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(report).toMatchObject({
-      user: USER,
+      user: TEST_USER,
       rootless: { namespaces: true },
       subuid: [{ start: user.subuid, count: 65536 }],
       commands: { run: { level: 'rootless', rootfs: 'overlay' } },

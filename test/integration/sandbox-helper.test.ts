@@ -17,40 +17,11 @@ import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandboxHelperPath } from '../../src/sandbox/helper.js';
-import { parseSubordinateIds } from '../../src/sandbox/idmap.js';
 import type { SandboxSpec } from '../../src/sandbox/spec.js';
 import { trackTempDir, waitFor } from '../harness/procs.js';
+import { asTestUser, installationForTestUser, type TestUser, testUser } from './sandbox-user.js';
 
-const USER = 'gantry-test';
 const APPLETS = ['sh', 'id', 'cat', 'ls', 'chown', 'touch', 'hostname', 'sleep', 'echo', 'true', 'stat'];
-
-interface TestUser {
-  uid: number;
-  gid: number;
-  subuid: number;
-  subgid: number;
-}
-
-/** Root is needed to act as gantry-test; without it the test fails and says why (it is never skipped). */
-function testUser(): TestUser {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      'sandbox tests run commands as the unprivileged user gantry-test and need root for that: run them as root after scripts/setup.sh',
-    );
-  }
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`${USER}:`));
-  if (!line) throw new Error(`user ${USER} is missing: run scripts/setup.sh as root`);
-  const [, , uid, gid] = line.split(':');
-  const owner = { name: USER, id: Number(uid) };
-  const subuid = parseSubordinateIds(readFileSync('/etc/subuid', 'utf8'), owner)[0];
-  const subgid = parseSubordinateIds(readFileSync('/etc/subgid', 'utf8'), owner)[0];
-  if (!subuid || !subgid)
-    throw new Error(`${USER} has no /etc/subuid or /etc/subgid range: run scripts/setup.sh as root`);
-  return { uid: Number(uid), gid: Number(gid), subuid: subuid.start, subgid: subgid.start };
-}
 
 interface Run {
   code: number;
@@ -58,14 +29,13 @@ interface Run {
   stderr: string;
 }
 
-/** Runs the helper as gantry-test; setpriv execs directly, so signals reach the helper itself. */
+let helperBin = '';
+
+/** Runs the helper as gantry-test (or root); setpriv execs directly, so signals reach the helper itself. */
 function helper(specFile: string, asRoot = false, onStart?: (pid: number) => void): Promise<Run> {
-  const bin = sandboxHelperPath();
-  const [file, args] = asRoot
-    ? [bin, ['run', specFile]]
-    : ['setpriv', ['--reuid', USER, '--regid', USER, '--init-groups', '--', bin, 'run', specFile]];
+  const [file, ...args] = asRoot ? [helperBin, 'run', specFile] : asTestUser(helperBin, 'run', specFile);
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args as string[], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -133,6 +103,7 @@ describe('gantry-sandbox (rootless, as gantry-test)', () => {
 
   beforeAll(async () => {
     user = testUser();
+    helperBin = installationForTestUser().helper;
     base = await mkdtemp(join(tmpdir(), 'gantry-sandbox-'));
     trackTempDir(base);
     // gantry-test removes its scratch directories from here, as it would from its store's tmp/.
@@ -300,7 +271,7 @@ describe('gantry-sandbox (rootless, as gantry-test)', () => {
   it('chroot level: as root where user namespaces are forbidden, mount/PID namespaces still isolate', async () => {
     const { file } = await spec('echo $$; id -u; hostname', { isolation: 'chroot', idMaps: undefined });
     // A user namespace where root may not create further user namespaces (user.max_user_namespaces=0).
-    const script = `echo 0 > /proc/sys/user/max_user_namespaces && exec ${sandboxHelperPath()} run ${file}`;
+    const script = `echo 0 > /proc/sys/user/max_user_namespaces && exec ${helperBin} run ${file}`;
     const r = await new Promise<Run>((resolve, reject) => {
       const child = spawn('unshare', ['--user', '--map-root-user', '--mount', '--', 'sh', '-c', script], {
         stdio: ['ignore', 'pipe', 'pipe'],
