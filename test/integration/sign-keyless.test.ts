@@ -5,7 +5,7 @@
  * accepts them, rejects another identity and another issuer each with its own message, a signature copied from
  * another image, and key/keyless mix-ups; the real cosign accepts gantry's keyless signatures in both forms.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
