@@ -85,6 +85,15 @@ install_cosign() {
     return
   fi
   if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
+  if ! command -v go >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    # No Go on this machine: Debian's backports Go 1.23 can fetch the toolchain cosign's go.mod asks for from
+    # the Go module proxy (GOTOOLCHAIN=auto).
+    log "installing Go 1.23 from bookworm-backports to build cosign"
+    echo "deb http://deb.debian.org/debian bookworm-backports main" > /etc/apt/sources.list.d/gantry-backports.list
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports golang-1.23-go
+    export PATH="/usr/lib/go-1.23/bin:$PATH" GOTOOLCHAIN=auto
+  fi
   command -v go >/dev/null || die "Go is not installed (needed to build cosign for the signing tests): install it to /usr/local/go"
   log "building cosign ${COSIGN_VERSION} with go install (a few minutes, once)"
   mkdir -p "$tools/bin"
