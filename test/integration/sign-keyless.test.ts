@@ -230,6 +230,10 @@ describe('keyless gantry sign', () => {
     });
     expect(both.code).toBe(2);
     expect(both.stderr).toContain('--identity-token is for keyless signing');
+
+    const passwordKeyless = await gantry(['sign', '--passphrase-file', join(work, 'k.key'), ref]);
+    expect(passwordKeyless.code).toBe(2);
+    expect(passwordKeyless.stderr).toContain('--passphrase-file is for --key');
   });
 
   it('takes the token from SIGSTORE_ID_TOKEN, and says how to provide one when there is none', async () => {

@@ -56,6 +56,12 @@ export const command: Command = {
         `--${keylessFlag} is for keyless signing; it cannot go with --key`,
       );
     }
+    if (!f.key && f['passphrase-file']) {
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        '--passphrase-file is for --key; keyless signing has no key file',
+      );
+    }
     const format = f.format ?? 'both';
     if (!FORMATS.includes(format)) {
       throw new GantryError(
