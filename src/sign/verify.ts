@@ -1,8 +1,8 @@
 /**
  * sign/verify: `verifyImage`, checking an image's signatures — with a key, or keyless against a trusted root and
  * an expected identity and issuer — in both storage forms (cosign's legacy `.sig` manifest and sigstore bundle
- * referrers, whoever wrote them) and reporting every signature it found with
- * its verdict. `assertVerified` turns a result without a valid signature into one GantryError naming each reason.
+ * referrers, whoever wrote them) and reporting every signature it found with its verdict. `assertVerified` turns
+ * a result without a valid signature into one GantryError naming each reason.
  */
 import type { KeyObject } from 'node:crypto';
 import { GantryError } from '../errors/index.js';
@@ -125,8 +125,8 @@ const SIGNER_REASONS: readonly RejectReason[] = [
 
 /**
  * Throws unless at least one signature verified: NO_SIGNATURES when there were none, UNTRUSTED_SIGNER when every
- * signature is sound but from another key, keyless signer or CA, or for another repository, else SIGNATURE_INVALID; the message lists
- * each signature's reason.
+ * signature is sound but from another key, keyless signer or CA, or for another repository, else
+ * SIGNATURE_INVALID; the message lists each signature's reason.
  */
 export function assertVerified(result: VerifyImageResult): void {
   if (result.verified.length > 0) return;
