@@ -137,6 +137,22 @@ describe('gantry-sandbox (rootless, as gantry-test)', () => {
     ]);
   });
 
+  it('without a subordinate range maps only the caller, writing the map itself', async () => {
+    const single = {
+      uid: [{ inside: 0, outside: user.uid, count: 1 }],
+      gid: [{ inside: 0, outside: user.gid, count: 1 }],
+      useHelpers: false,
+    };
+    const { file } = await spec('id -u; cat /proc/self/uid_map /proc/self/setgroups', { idMaps: single });
+    const r = await helper(file);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).join(' '));
+    expect(lines).toEqual(['0', `0 ${user.uid} 1`, 'deny']);
+  });
+
   it('chown 1000 inside shows as subuid start + 999 on the host', async () => {
     const vol = join(base, 'vol');
     mkdirSync(vol);
