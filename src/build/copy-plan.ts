@@ -36,6 +36,8 @@ export interface CopyPlanOptions {
   dest: string;
   /** Whether `dest` is an existing directory in the image, which makes it a directory destination. */
   destIsDir: boolean;
+  /** Whether `dest` exists in the image: a directory source then keeps the existing directory's metadata. */
+  destExists: boolean;
   /** Names the instruction in errors (`Dockerfile:12`). */
   subject: string;
 }
@@ -140,10 +142,11 @@ export async function planCopy(o: CopyPlanOptions): Promise<CopyEntry[]> {
     for (const rel of matches) {
       const s = await lstat(join(o.root, rel));
       if (s.isDirectory()) {
-        // A directory source copies its contents: the directory itself maps onto dest.
+        // A directory source copies its contents: the directory itself maps onto dest, whose metadata it
+        // gives only when dest is new.
         const entries: CopyEntry[] = [];
         await walk(o, rel, dest, entries);
-        out.push(...entries.slice(1));
+        out.push(...(o.destExists || dest === '/' ? entries.slice(1) : entries));
       } else {
         const target = toDir ? posix.join(dest, posix.basename(rel)) : dest;
         await walk(o, rel, target, out);

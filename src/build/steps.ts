@@ -124,7 +124,9 @@ export async function copyStep(
   }
   const dirs = await layerDirs(o.store, state.layers);
   const dest = resolveDest(instruction.dest, state.config.config.WorkingDir ?? '/');
-  const destIsDir = dest.dir || Boolean((await lookup(dirs, dest.path))?.isDirectory());
+  const existing = await lookup(dirs, dest.path);
+  const destIsDir = dest.dir || Boolean(existing?.isDirectory());
+  const destExists = existing !== undefined;
   const owner = instruction.chown ? await chownIds(dirs, instruction.chown) : undefined;
   const from = instruction.kind === 'COPY' ? instruction.from : undefined;
   const history = historyText(instruction, undefined);
@@ -156,6 +158,7 @@ export async function copyStep(
       sources: instruction.sources,
       dest: dest.path,
       destIsDir,
+      destExists,
       subject,
     });
     const files = await fingerprintEntries(entries);
@@ -192,6 +195,7 @@ export async function copyStep(
         sources: instruction.sources,
         dest: dest.path,
         destIsDir,
+        destExists,
         subject,
       });
       await stageCopy({
