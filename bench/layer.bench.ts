@@ -127,7 +127,8 @@ async function makeTree(root: string, files: number, total: number, seed: number
 const work = await mkdtemp(join(tmpdir(), 'gantry-layer-bench-'));
 try {
   console.log(
-    `gantry layer benchmark, ${RUNS} runs each, medians; ${cpus().length} cores; node ${process.version}`,
+    `gantry layer benchmark, ${RUNS} runs each, medians; ${cpus().length} cores, ` +
+      `load average ${loadavg()[0]!.toFixed(1)}; node ${process.version}`,
   );
   const change = join(work, 'change');
   await makeTree(change, FILES, TOTAL, 42);

@@ -91,6 +91,19 @@ describe('unpackLayer refuses hostile layers', () => {
     expect((await lstat('/etc/passwd')).nlink).toBe(1);
   });
 
+  it('stops promptly on a hostile entry at the start of a large layer', async () => {
+    const { work, target, outside } = await fresh('large');
+    const blob = join(work, 'layer.tar.gz');
+    // 32 MiB after the bad entry: more than the decompressor may queue, so it must be told to stop.
+    await writeTar(blob, [
+      { name: '../outside/evil', content: 'x' },
+      { name: 'big', content: 'y'.repeat(32 << 20) },
+    ]);
+    const err = await unpackLayer({ source: blob, target }).catch((e: unknown) => e);
+    expect(isGantryError(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect((await readdir(outside)).sort()).toEqual(['secret']);
+  });
+
   it('keeps absolute symlinks as links without following them, and replaces a symlink by a file', async () => {
     const { work, target } = await fresh('absolute-symlink');
     const blob = join(work, 'layer.tar.gz');

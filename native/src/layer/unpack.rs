@@ -104,10 +104,13 @@ pub fn unpack_layer(opts: &UnpackOptions) -> LayerResult<UnpackReport> {
   let mut unpacker = Unpacker::new(root, opts.overlay);
   let mut archive = tar::Archive::new(ChannelReader::new(rx));
   let extracted = unpacker.extract_all(&mut archive);
-  // Read to the end so the diffID covers the whole stream (tar's zero blocks and any padding).
-  let drained = extracted.and_then(|()| {
-    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| LayerError::Invalid(e.to_string()))
-  });
+  // On success, read to the end so the diffID covers the whole stream (tar's zero blocks and any padding).
+  // Either way the channel's receiver is dropped here, before the join: a reader blocked on a full channel
+  // then stops instead of waiting forever.
+  let mut rest = archive.into_inner();
+  let drained = extracted
+    .and_then(|()| io::copy(&mut rest, &mut io::sink()).map_err(|e| LayerError::Invalid(e.to_string())));
+  drop(rest);
   let read = reader.join().map_err(|_| LayerError::Invalid("reader thread panicked".into()))?;
   drained?;
   let diff_id = read.map_err(|e| LayerError::Invalid(format!("{source_name}: {e}")))?;
