@@ -84,7 +84,7 @@ async function cachedLayerStep(
   };
   return {
     state: { config, layers: [...state.layers, built], key },
-    report: { instruction: history, cache: reason === 'cached' ? 'hit' : 'miss', reason },
+    report: { instruction: history, cache: reason === 'cached' ? 'hit' : 'miss', reason, key },
   };
 }
 

@@ -46,6 +46,8 @@ export interface StepReport {
   instruction: string;
   cache: 'hit' | 'miss' | 'none';
   reason?: string;
+  /** The step's cache key (filesystem steps only). */
+  key?: string;
 }
 
 /** What a stage is while and after it builds. */

@@ -8,3 +8,4 @@ export {
   type PruneOptions,
   type PruneResult,
 } from './local.js';
+export { CACHE_CONFIG_TYPE, exportCache, importCache } from './registry.js';

@@ -3,7 +3,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseOutput, parsePairs, parseSecret, parseTimestamp } from '../../build/flags.js';
 import { build, exportImage, type StepReport } from '../../build/index.js';
-import { defaultCacheBound, LocalCache } from '../../cache/index.js';
+import {
+  type CacheRecord,
+  defaultCacheBound,
+  exportCache,
+  importCache,
+  LocalCache,
+} from '../../cache/index.js';
 import { resolveBuildArgs } from '../../dockerfile/index.js';
 import { GantryError } from '../../errors/index.js';
 import type { PullPolicy } from '../../run/index.js';
@@ -78,6 +84,17 @@ const flags = {
     valueName: 'SECONDS',
     description: 'set every timestamp (default $SOURCE_DATE_EPOCH) for reproducible images',
   },
+  'cache-from': {
+    type: 'string',
+    multiple: true,
+    valueName: 'REF',
+    description: 'import the build cache stored at this image reference first',
+  },
+  'cache-to': {
+    type: 'string',
+    valueName: 'REF',
+    description: "push this build's cache to an image reference",
+  },
   'no-cache': { type: 'boolean', description: 'run every step' },
   'explain-cache': { type: 'boolean', description: 'say for each step why it hit or missed the cache' },
   pull: {
@@ -139,6 +156,10 @@ export const command: Command = {
     const cache = await LocalCache.open(store.root);
     const registry = registryClientFromFlags(f, '', out.logger);
     const explain = Boolean(f['explain-cache']);
+    for (const ref of f['cache-from'] ?? []) {
+      const n = await importCache(ref, { cache, registry, logger: out.logger });
+      out.logger.info(`imported ${n} cached steps from ${ref}`);
+    }
     const result = await build({
       contextDir,
       ...(f.file ? { dockerfile: resolve(f.file) } : {}),
@@ -173,6 +194,14 @@ export const command: Command = {
       registry,
       logger: out.logger,
     });
+    if (f['cache-to']) {
+      const records: CacheRecord[] = [];
+      for (const step of result.steps) {
+        const record = step.key === undefined ? undefined : await cache.get(step.key);
+        if (record) records.push(record);
+      }
+      await exportCache(records, f['cache-to'], { cache, registry, logger: out.logger });
+    }
     await cache.prune({ maxBytes: defaultCacheBound() });
     const digest = [...exported.values()][0]?.digest ?? result.manifest.digest;
     if (f.iidfile) await writeFile(f.iidfile, result.configDigest);
