@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GantryError } from '../errors/index.js';
-import { restoreOwners, runSandbox } from '../sandbox/helper.js';
+import { removeAsContainerRoot, restoreOwners, runSandbox } from '../sandbox/helper.js';
 import { buildIdMaps } from '../sandbox/idmap.js';
 import { chooseIsolation, type IsolationChoice } from '../sandbox/isolation.js';
 import { type EnvironmentReport, probeEnvironment } from '../sandbox/probe.js';
@@ -121,6 +121,16 @@ function idMapsFor(report: EnvironmentReport, logger: Logger): IdMaps {
   return maps;
 }
 
+/** Deletes scratch a killed run left; files it chowned to subordinate ids need the user namespace. */
+async function removeLeftover(dir: string, idMaps: IdMaps | undefined): Promise<void> {
+  try {
+    await rm(dir, { recursive: true, force: true });
+  } catch (err) {
+    if (!idMaps?.useHelpers) throw err;
+    await removeAsContainerRoot({ dir, idMaps });
+  }
+}
+
 export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
   const scratch = await o.store.makeScratch('run');
   try {
@@ -140,6 +150,13 @@ export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
     for (const w of choice.warnings) o.logger.warn(w);
     o.logger.debug(`isolation ${choice.level} (${choice.reason}), root filesystem ${choice.rootfs}`);
     const idMaps = choice.level === 'rootless' ? idMapsFor(report, o.logger) : undefined;
+    const swept = await o.store
+      .sweepStale((dir) => removeLeftover(dir, idMaps))
+      .catch((err: unknown) => {
+        o.logger.warn(`could not remove scratch left by killed runs: ${String(err)}`);
+        return [];
+      });
+    for (const dir of swept) o.logger.debug(`removed ${dir}, left by a killed run`);
     const layers = await unpackLayers(image, o, idMaps);
     const runtime = image.config.config ?? {};
     const user = resolveUser(o.user ?? runtime.User ?? '', {
@@ -176,5 +193,6 @@ export async function runImage(o: RunImageOptions): Promise<RunImageResult> {
     // The helper removes the scratch directory itself (from inside the user namespace); this catches
     // what is left when it never started.
     await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+    await o.store.releaseScratch(scratch);
   }
 }

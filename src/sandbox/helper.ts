@@ -73,17 +73,17 @@ export function probeHelper(dir: string): Promise<{ rootless: LevelProbe; chroot
   });
 }
 
-/**
- * Gives an unpacked layer the ownership its tar recorded in `user.gantry.owner` xattrs (an unprivileged
- * unpack cannot chown), by chowning inside a user namespace with the container's id maps.
- */
-export async function restoreOwners(options: { dir: string; idMaps: IdMaps }): Promise<void> {
+/** Runs `gantry-sandbox own|remove` on a directory inside a user namespace with the container's id maps. */
+async function treeInUserNamespace(
+  action: 'own' | 'remove',
+  options: { dir: string; idMaps: IdMaps },
+): Promise<void> {
   const helper = sandboxHelperPath();
-  const specFile = `${options.dir}.own.json`;
+  const specFile = `${options.dir}.${action}.json`;
   await writeFile(specFile, JSON.stringify(options), { mode: 0o600 });
   try {
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(helper, ['own', specFile], {
+      const child = spawn(helper, [action, specFile], {
         env: helperEnv(),
         stdio: ['ignore', 'ignore', 'pipe'],
       });
@@ -91,18 +91,25 @@ export async function restoreOwners(options: { dir: string; idMaps: IdMaps }): P
       child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
       child.on('error', reject);
       child.on('close', (code) =>
-        code === 0
-          ? resolve()
-          : reject(
-              new GantryError('NATIVE', `cannot apply the layer's file owners: ${err.trim()}`, {
-                subject: options.dir,
-              }),
-            ),
+        code === 0 ? resolve() : reject(new GantryError('NATIVE', err.trim(), { subject: options.dir })),
       );
     });
   } finally {
     await rm(specFile, { force: true });
   }
+}
+
+/**
+ * Gives an unpacked layer the ownership its tar recorded in `user.gantry.owner` xattrs (an unprivileged
+ * unpack cannot chown), by chowning inside a user namespace with the container's id maps.
+ */
+export function restoreOwners(options: { dir: string; idMaps: IdMaps }): Promise<void> {
+  return treeInUserNamespace('own', options);
+}
+
+/** Deletes a directory that holds files owned by the caller's subordinate ids (as container root). */
+export function removeAsContainerRoot(options: { dir: string; idMaps: IdMaps }): Promise<void> {
+  return treeInUserNamespace('remove', options);
 }
 
 export interface SandboxResult {

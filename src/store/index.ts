@@ -4,7 +4,7 @@
  * `tmp/` holds scratch space (unpacks in progress, containers' changes). Unpacked layers appear atomically
  * (rename), so concurrent runs never see half a layer; shared later with the builder.
  */
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { asGantryError } from '../errors/index.js';
@@ -61,7 +61,7 @@ export class LayerStore {
     const target = this.layerPath(diffId);
     if (await isDirectory(target)) return target;
     await mkdir(join(target, '..'), { recursive: true });
-    const temp = await mkdtemp(join(this.tmpDir, 'unpack-'));
+    const temp = await this.makeScratch('unpack');
     try {
       await unpack(temp);
       await rename(temp, target);
@@ -71,13 +71,58 @@ export class LayerStore {
       // Lost a race with a concurrent unpack of the same layer: theirs is complete, use it.
       if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await isDirectory(target))) return target;
       throw asGantryError(err, 'IO', `unpacking layer ${diffId}`, target);
+    } finally {
+      await this.releaseScratch(temp);
     }
     return target;
   }
 
-  /** A fresh scratch directory under tmp/. */
+  /**
+   * A fresh scratch directory under tmp/, with a `<dir>.pid` file naming this process so that
+   * `sweepStale` can tell a live run's scratch from one a killed run left behind.
+   */
   async makeScratch(prefix: string): Promise<string> {
-    return mkdtemp(join(this.tmpDir, `${prefix}-`));
+    const dir = await mkdtemp(join(this.tmpDir, `${prefix}-`));
+    await writeFile(`${dir}.pid`, String(process.pid));
+    return dir;
+  }
+
+  /** Forgets a scratch directory's owner once the directory itself is gone or renamed away. */
+  async releaseScratch(dir: string): Promise<void> {
+    await rm(`${dir}.pid`, { force: true });
+  }
+
+  /**
+   * Removes scratch directories whose process is gone (a run killed with SIGKILL leaves its scratch). A
+   * directory without a pid file is left alone for an hour: its owner may be between mkdtemp and writeFile.
+   * `remove` deletes one directory (the caller may need a user namespace for files owned by subordinate ids).
+   */
+  async sweepStale(remove: (dir: string) => Promise<void>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const entry of await readdir(this.tmpDir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const dir = join(this.tmpDir, entry.name);
+      const pid = await readFile(`${dir}.pid`, 'utf8').then(Number, () => undefined);
+      const stale =
+        pid === undefined
+          ? Date.now() - (await stat(dir)).mtimeMs > 3_600_000
+          : Number.isSafeInteger(pid) && pid > 0 && !isAlive(pid);
+      if (!stale) continue;
+      await remove(dir);
+      await this.releaseScratch(dir);
+      removed.push(dir);
+    }
+    return removed;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

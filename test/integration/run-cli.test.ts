@@ -223,6 +223,34 @@ describe('gantry run (as gantry-test)', () => {
     expect(await readdir(join(store, 'tmp'))).toEqual([]);
   });
 
+  it('removes scratch that a SIGKILLed run left behind, subordinate-owned files included', async () => {
+    let pid = 0;
+    const seconds = String(5000 + (process.pid % 1000));
+    const running = gantryAs(
+      ['run', image, 'sh', '-c', `mkdir -p /left/deep && chown -R 1000 /left && sleep ${seconds}`],
+      {
+        store,
+        onSpawn: (p) => (pid = p),
+      },
+    );
+    expect(await waitFor(async () => (await sleepers(seconds)).length > 0, { timeoutMs: 30_000 })).toBe(true);
+    // Kill gantry and its helper at once, as a cancelled CI job does: nothing is left to clean up.
+    const helperPid = Number(
+      (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(' ')[0],
+    );
+    process.kill(helperPid, 'SIGKILL');
+    process.kill(pid, 'SIGKILL');
+    await running;
+    expect(await waitFor(async () => (await sleepers(seconds)).length === 0, { timeoutMs: 10_000 })).toBe(
+      true,
+    );
+    const left = (await readdir(join(store, 'tmp'))).filter((n) => n.startsWith('run-'));
+    expect(left.length).toBeGreaterThan(0);
+    const r = await gantryAs(['run', image, 'true'], { store });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readdir(join(store, 'tmp'))).toEqual([]);
+  });
+
   it('gantry info reports user namespaces, the subuid range and the rootless level', async () => {
     const r = await gantryAs(['info', '--json'], { store });
     expect(r.code, r.stderr).toBe(0);

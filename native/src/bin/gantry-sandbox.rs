@@ -1,7 +1,7 @@
 //! gantry-sandbox: the namespace helper `gantry run` spawns (see native/README.md, "Process model").
 //! `gantry-sandbox run SPEC_FILE` runs one container (the JSON spec is read from a file so it does not
 //! show in the container's /proc/1/cmdline); `gantry-sandbox probe DIR` reports what the kernel allows;
-//! `gantry-sandbox own SPEC_FILE` applies recorded layer ownership inside a user namespace.
+//! `own`/`remove SPEC_FILE` apply recorded layer ownership / delete a tree inside a user namespace.
 //! It stays single-threaded: unshare/clone with CLONE_NEWUSER needs that, and it makes fork safe.
 #[path = "../sandbox/mod.rs"]
 mod sandbox;
@@ -11,9 +11,10 @@ fn main() {
   let code = match args.get(1).map(String::as_str) {
     Some("run") if args.len() == 3 => sandbox::run::main(&args[2]),
     Some("probe") if args.len() == 3 => sandbox::probe::main(&args[2]),
-    Some("own") if args.len() == 3 => sandbox::owners::main(&args[2]),
+    Some("own") if args.len() == 3 => sandbox::owners::main(&args[2], sandbox::owners::Action::Own),
+    Some("remove") if args.len() == 3 => sandbox::owners::main(&args[2], sandbox::owners::Action::Remove),
     _ => {
-      eprintln!("usage: gantry-sandbox run SPEC_FILE | probe SCRATCH_DIR | own SPEC_FILE");
+      eprintln!("usage: gantry-sandbox run SPEC_FILE | probe SCRATCH_DIR | own SPEC_FILE | remove SPEC_FILE");
       2
     }
   };

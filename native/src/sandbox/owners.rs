@@ -1,7 +1,9 @@
-//! `gantry-sandbox own SPEC_FILE`: gives an unpacked layer the ownership its tar recorded. Unpacking as an
-//! unprivileged user cannot chown, so the unpacker records `uid:gid` in the `user.gantry.owner` xattr; this
-//! applies those ids from inside a user namespace with the container's id maps, where they land on the
-//! caller's subordinate ids exactly as the container will see them, and removes the xattr.
+//! Tree work inside a user namespace with the container's id maps. `gantry-sandbox own SPEC_FILE` gives an
+//! unpacked layer the ownership its tar recorded: unpacking as an unprivileged user cannot chown, so the
+//! unpacker records `uid:gid` in the `user.gantry.owner` xattr; applied in the namespace, the ids land on the
+//! caller's subordinate ids exactly as the container will see them. `gantry-sandbox remove SPEC_FILE`
+//! deletes a tree holding files owned by subordinate ids (scratch left by a killed run), which the caller
+//! cannot do outside the namespace.
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -67,7 +69,29 @@ fn apply_tree(dir: &Path) -> sys::Result<()> {
   restore(dir, &meta)
 }
 
-pub fn main(spec_file: &str) -> i32 {
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+  Own,
+  Remove,
+}
+
+impl Action {
+  fn name(self) -> &'static str {
+    if self == Action::Own { "own" } else { "remove" }
+  }
+
+  fn apply(self, dir: &Path) -> sys::Result<()> {
+    match self {
+      Action::Own => apply_tree(dir),
+      Action::Remove => match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", dir.display())),
+        _ => Ok(()),
+      },
+    }
+  }
+}
+
+pub fn main(spec_file: &str, action: Action) -> i32 {
   let result = (|| -> sys::Result<()> {
     let bytes = fs::read(spec_file).map_err(|e| format!("{spec_file}: {e}"))?;
     let spec: OwnSpec = serde_json::from_slice(&bytes).map_err(|e| format!("invalid spec: {e}"))?;
@@ -75,9 +99,9 @@ pub fn main(spec_file: &str) -> i32 {
     let pid = sys::clone_process(libc::CLONE_NEWUSER)?;
     if pid == 0 {
       sys::close(go_w);
-      let result = if sys::read_to_end(go_r) == b"go" { apply_tree(Path::new(&spec.dir)) } else { Err("not mapped".into()) };
+      let result = if sys::read_to_end(go_r) == b"go" { action.apply(Path::new(&spec.dir)) } else { Err("not mapped".into()) };
       if let Err(e) = &result {
-        eprintln!("gantry-sandbox own: {e}");
+        eprintln!("gantry-sandbox {}: {e}", action.name());
       }
       unsafe { libc::_exit(i32::from(result.is_err())) };
     }
@@ -90,14 +114,14 @@ pub fn main(spec_file: &str) -> i32 {
     let status = sys::wait_for(pid)?;
     mapped?;
     if sys::exit_code(status) != 0 {
-      return Err(format!("restoring ownership in {} failed", spec.dir));
+      return Err(format!("{} in {} failed", action.name(), spec.dir));
     }
     Ok(())
   })();
   match result {
     Ok(()) => 0,
     Err(e) => {
-      eprintln!("gantry-sandbox own: {e}");
+      eprintln!("gantry-sandbox {}: {e}", action.name());
       1
     }
   }

@@ -52,6 +52,7 @@ export const command: Command = {
       report = await probeEnvironment({ scratchDir: join(scratch, 'probe') });
     } finally {
       await rm(scratch, { recursive: true, force: true });
+      await store.releaseScratch(scratch);
     }
     const choice = choiceFor(report);
     const commands = Object.fromEntries(RUNNING_COMMANDS.map((c) => [c, choice]));
