@@ -75,13 +75,21 @@ impl Sink {
 pub fn create_layer(opts: &CreateOptions) -> LayerResult<CreateReport> {
   let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
   let output = &opts.output;
-  let file_name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+  let file_name = output
+    .file_name()
+    .map(|n| n.to_string_lossy().into_owned())
+    .unwrap_or_default();
   // Unique per process and call: concurrent calls may target the same output (e.g. the same digest).
   static SEQ: AtomicU64 = AtomicU64::new(0);
   let seq = SEQ.fetch_add(1, Ordering::Relaxed);
   let tmp = output.with_file_name(format!(".{file_name}.{}-{seq}.tmp", std::process::id()));
   let out_err = |e: io::Error| LayerError::io(format!("write {}", output.display()), e);
-  let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(out_err)?;
+  let file = OpenOptions::new()
+    .write(true)
+    .create(true)
+    .truncate(true)
+    .open(&tmp)
+    .map_err(out_err)?;
   let blob = HashWriter::new(BufWriter::with_capacity(CHUNK, file));
   let result = (|| {
     let sink = match opts.compression {
@@ -110,7 +118,11 @@ pub fn create_layer(opts: &CreateOptions) -> LayerResult<CreateReport> {
     let diff_id = digest_string(tarred.hasher);
     let mut blob = tarred.inner.finish().map_err(out_err)?;
     blob.flush().map_err(out_err)?;
-    Ok(CreateReport { digest: digest_string(blob.hasher), diff_id, size: blob.count })
+    Ok(CreateReport {
+      digest: digest_string(blob.hasher),
+      diff_id,
+      size: blob.count,
+    })
   })();
   match result {
     Ok(report) => {
@@ -141,15 +153,32 @@ impl Node {
     let meta = fs::symlink_metadata(&path).map_err(|e| LayerError::io(path.display().to_string(), e))?;
     let all = read_xattrs(&path).map_err(|e| LayerError::io(format!("xattrs of {}", path.display()), e))?;
     let has = |key: &str, value: &[u8]| {
-      ["trusted.overlay.", "user.overlay."].iter().any(|p| all.iter().any(|(k, v)| *k == format!("{p}{key}") && v == value))
+      ["trusted.overlay.", "user.overlay."]
+        .iter()
+        .any(|p| all.iter().any(|(k, v)| *k == format!("{p}{key}") && v == value))
     };
     let ft = meta.file_type();
     let whiteout = (ft.is_char_device() && meta.rdev() == 0)
-      || (ft.is_file() && meta.len() == 0 && ["trusted.overlay.whiteout", "user.overlay.whiteout"].iter().any(|k| all.iter().any(|(n, _)| n == k)));
+      || (ft.is_file()
+        && meta.len() == 0
+        && ["trusted.overlay.whiteout", "user.overlay.whiteout"]
+          .iter()
+          .any(|k| all.iter().any(|(n, _)| n == k)));
     let opaque = ft.is_dir() && has("opaque", b"y");
-    let owner = all.iter().find(|(k, _)| k == OWNER_XATTR).and_then(|(_, v)| parse_owner(v));
+    let owner = all
+      .iter()
+      .find(|(k, _)| k == OWNER_XATTR)
+      .and_then(|(_, v)| parse_owner(v));
     let xattrs = all.into_iter().filter(|(k, _)| keep_xattr(k)).collect();
-    Ok(Node { name: name.to_vec(), path, meta, xattrs, owner, whiteout, opaque })
+    Ok(Node {
+      name: name.to_vec(),
+      path,
+      meta,
+      xattrs,
+      owner,
+      whiteout,
+      opaque,
+    })
   }
 
   /// The name this node has in the tar: whiteouts become `.wh.NAME`.
@@ -239,8 +268,15 @@ impl Walker {
         self.write_whiteout(&path, epoch.max(0) as u64)?;
         continue;
       };
-      let old_node = if in_old { Some(Node::read(old, &node.name)?) } else { None };
-      let same_type = old_node.as_ref().map(|o| o.meta.file_type() == node.meta.file_type()).unwrap_or(false);
+      let old_node = if in_old {
+        Some(Node::read(old, &node.name)?)
+      } else {
+        None
+      };
+      let same_type = old_node
+        .as_ref()
+        .map(|o| o.meta.file_type() == node.meta.file_type())
+        .unwrap_or(false);
       if node.meta.is_dir() && same_type {
         let changed = differs(&node, old_node.as_ref().expect("same_type implies an old node"))?;
         let depth = self.pending.len();
@@ -304,7 +340,10 @@ impl Walker {
       device: (0, 0),
       xattrs: &[],
     };
-    self.tar.append(&entry, None).map_err(|e| LayerError::io("write tar", e))
+    self
+      .tar
+      .append(&entry, None)
+      .map_err(|e| LayerError::io("write tar", e))
   }
 
   fn flush_pending(&mut self) -> LayerResult<()> {
@@ -358,11 +397,19 @@ impl Walker {
         self.links.insert(key, path.to_vec());
       }
       // O_NOFOLLOW: a file swapped for a symlink after the walk saw it must not pull in the link's target.
-      let mut file = OpenOptions::new().read(true).custom_flags(o_nofollow()).open(&node.path).map_err(err)?;
+      let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(o_nofollow())
+        .open(&node.path)
+        .map_err(err)?;
       entry.size = meta.len();
       return self.tar.append(&entry, Some(&mut file)).map_err(err);
     } else if ft.is_char_device() || ft.is_block_device() {
-      entry.kind = if ft.is_char_device() { EntryType::Char } else { EntryType::Block };
+      entry.kind = if ft.is_char_device() {
+        EntryType::Char
+      } else {
+        EntryType::Block
+      };
       entry.device = (rfs::major(meta.rdev()), rfs::minor(meta.rdev()));
     } else if ft.is_fifo() {
       entry.kind = EntryType::Fifo;

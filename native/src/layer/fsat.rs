@@ -37,15 +37,25 @@ pub fn kind_at(parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<FileTyp
 /// `create`, missing directories are made (mode 0755, as tar does for implicit parents); without it a missing
 /// component gives Ok(None).
 pub fn open_path(root: BorrowedFd<'_>, parts: &[&[u8]], create: bool) -> LayerResult<Option<OwnedFd>> {
-  let mut cur = rfs::openat(root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-    .map_err(|e| LayerError::io("open target", e.into()))?;
+  let mut cur = rfs::openat(
+    root,
+    ".",
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+    Mode::empty(),
+  )
+  .map_err(|e| LayerError::io("open target", e.into()))?;
   for (i, part) in parts.iter().enumerate() {
     let next = match open_dir_nofollow(cur.as_fd(), part) {
       Ok(fd) => fd,
       Err(Errno::NOENT) if create => {
         match rfs::mkdirat(cur.as_fd(), os(part), Mode::from_raw_mode(0o755)) {
           Ok(()) | Err(Errno::EXIST) => {}
-          Err(e) => return Err(LayerError::io(format!("mkdir {}", show(&super::path::join(&parts[..=i]))), e.into())),
+          Err(e) => {
+            return Err(LayerError::io(
+              format!("mkdir {}", show(&super::path::join(&parts[..=i]))),
+              e.into(),
+            ))
+          }
         }
         open_dir_nofollow(cur.as_fd(), part).map_err(|e| refused_parent(cur.as_fd(), parts, i, e))?
       }

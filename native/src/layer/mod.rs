@@ -59,7 +59,14 @@ impl Task for UnpackLayerTask {
   fn resolve(&mut self, _env: Env, out: Self::Output) -> Result<Self::JsValue> {
     Ok(UnpackLayerResult {
       entries: out.entries,
-      skipped: out.skipped.into_iter().map(|s| SkippedEntry { path: s.path, reason: s.reason }).collect(),
+      skipped: out
+        .skipped
+        .into_iter()
+        .map(|s| SkippedEntry {
+          path: s.path,
+          reason: s.reason,
+        })
+        .collect(),
       diff_id: out.diff_id,
       owners_recorded: out.owners_recorded,
     })
@@ -75,7 +82,11 @@ pub fn unpack_layer(options: UnpackLayerOptions) -> Result<AsyncTask<UnpackLayer
     Some(other) => return Err(Error::new(Status::InvalidArg, format!("unknown whiteoutMode {other}"))),
   };
   Ok(AsyncTask::new(UnpackLayerTask {
-    options: UnpackOptions { source: options.source.into(), target: options.target.into(), overlay },
+    options: UnpackOptions {
+      source: options.source.into(),
+      target: options.target.into(),
+      overlay,
+    },
   }))
 }
 
@@ -113,7 +124,11 @@ impl Task for CreateLayerTask {
   }
 
   fn resolve(&mut self, _env: Env, out: Self::Output) -> Result<Self::JsValue> {
-    Ok(CreateLayerResult { digest: out.digest, diff_id: out.diff_id, size: out.size as i64 })
+    Ok(CreateLayerResult {
+      digest: out.digest,
+      diff_id: out.diff_id,
+      size: out.size as i64,
+    })
   }
 }
 

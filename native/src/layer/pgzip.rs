@@ -49,11 +49,17 @@ impl<W: Write + Send + 'static> ParGzWriter<W> {
     for i in 0..threads {
       let rx = Arc::clone(&job_rx);
       let tx = done_tx.clone();
-      workers.push(thread::Builder::new().name(format!("gantry-gzip-{i}")).spawn(move || work(&rx, &tx, level))?);
+      workers.push(
+        thread::Builder::new()
+          .name(format!("gantry-gzip-{i}"))
+          .spawn(move || work(&rx, &tx, level))?,
+      );
     }
     drop(done_tx);
     inner.write_all(&HEADER)?;
-    let writer = thread::Builder::new().name("gantry-gzip-out".into()).spawn(move || assemble(inner, done_rx))?;
+    let writer = thread::Builder::new()
+      .name("gantry-gzip-out".into())
+      .spawn(move || assemble(inner, done_rx))?;
     Ok(ParGzWriter {
       block: Vec::with_capacity(BLOCK),
       prev_tail: Vec::new(),
@@ -68,7 +74,12 @@ impl<W: Write + Send + 'static> ParGzWriter<W> {
     let data = std::mem::replace(&mut self.block, Vec::with_capacity(if last { 0 } else { BLOCK }));
     let tail_from = data.len().saturating_sub(WINDOW);
     let dict = std::mem::replace(&mut self.prev_tail, data[tail_from..].to_vec());
-    let job = Job { seq: self.seq, data, dict, last };
+    let job = Job {
+      seq: self.seq,
+      data,
+      dict,
+      last,
+    };
     self.seq += 1;
     let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false);
     if sent {
@@ -86,7 +97,12 @@ impl<W: Write + Send + 'static> ParGzWriter<W> {
     for w in self.workers.drain(..) {
       let _ = w.join();
     }
-    let inner = self.writer.take().expect("finish runs once").join().map_err(|_| io::Error::other("gzip writer panicked"))?;
+    let inner = self
+      .writer
+      .take()
+      .expect("finish runs once")
+      .join()
+      .map_err(|_| io::Error::other("gzip writer panicked"))?;
     let inner = inner?;
     dispatched?;
     Ok(inner)
@@ -122,7 +138,13 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>, level: u32) {
     let out = compress_block(&mut deflate, &job);
     let mut crc = crc32fast::Hasher::new();
     crc.update(&job.data);
-    let result = Done { seq: job.seq, out, crc, len: job.data.len() as u64, last: job.last };
+    let result = Done {
+      seq: job.seq,
+      out,
+      crc,
+      len: job.data.len() as u64,
+      last: job.last,
+    };
     if done.send(result).is_err() {
       return;
     }
@@ -134,12 +156,18 @@ fn compress_block(deflate: &mut Compress, job: &Job) -> io::Result<Vec<u8>> {
   if !job.dict.is_empty() {
     deflate.set_dictionary(&job.dict).map_err(to_io)?;
   }
-  let flush = if job.last { FlushCompress::Finish } else { FlushCompress::Sync };
+  let flush = if job.last {
+    FlushCompress::Finish
+  } else {
+    FlushCompress::Sync
+  };
   let mut out = Vec::with_capacity(job.data.len() / 2 + 1024);
   let start = deflate.total_in();
   loop {
     let consumed = (deflate.total_in() - start) as usize;
-    let status = deflate.compress_vec(&job.data[consumed..], &mut out, flush).map_err(to_io)?;
+    let status = deflate
+      .compress_vec(&job.data[consumed..], &mut out, flush)
+      .map_err(to_io)?;
     let all_in = (deflate.total_in() - start) as usize == job.data.len();
     let finished = match flush {
       FlushCompress::Finish => status == Status::StreamEnd,

@@ -23,7 +23,11 @@ pub struct HashWriter<W: Write> {
 
 impl<W: Write> HashWriter<W> {
   pub fn new(inner: W) -> Self {
-    HashWriter { inner, hasher: Sha256::new(), count: 0 }
+    HashWriter {
+      inner,
+      hasher: Sha256::new(),
+      count: 0,
+    }
   }
 }
 
@@ -49,7 +53,11 @@ pub struct ChannelReader {
 
 impl ChannelReader {
   pub fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
-    ChannelReader { rx, chunk: Vec::new(), pos: 0 }
+    ChannelReader {
+      rx,
+      chunk: Vec::new(),
+      pos: 0,
+    }
   }
 }
 

@@ -119,7 +119,9 @@ impl<W: Write> TarWriter<W> {
 /// Stores a name in ustar's name (100 bytes) and prefix (155 bytes) fields, splitting at a `/`. Returns false
 /// when it does not fit (the caller then uses a PAX `path` record).
 fn set_name(header: &mut Header, name: &[u8]) -> bool {
-  let Some(ustar) = header.as_ustar_mut() else { return false };
+  let Some(ustar) = header.as_ustar_mut() else {
+    return false;
+  };
   if name.len() <= 100 {
     ustar.name[..name.len()].copy_from_slice(name);
     return true;

@@ -64,8 +64,12 @@ pub fn sniff(head: &[u8]) -> Compression {
 pub fn unpack_layer(opts: &UnpackOptions) -> LayerResult<UnpackReport> {
   let source_name = opts.source.display().to_string();
   let file = File::open(&opts.source).map_err(|e| LayerError::io(format!("open {source_name}"), e))?;
-  let root = rfs::open(&opts.target, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-    .map_err(|e| LayerError::io(format!("open target {}", opts.target.display()), e.into()))?;
+  let root = rfs::open(
+    &opts.target,
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+    Mode::empty(),
+  )
+  .map_err(|e| LayerError::io(format!("open target {}", opts.target.display()), e.into()))?;
 
   let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
   let reader = thread::Builder::new()
@@ -108,10 +112,12 @@ pub fn unpack_layer(opts: &UnpackOptions) -> LayerResult<UnpackReport> {
   // Either way the channel's receiver is dropped here, before the join: a reader blocked on a full channel
   // then stops instead of waiting forever.
   let mut rest = archive.into_inner();
-  let drained = extracted
-    .and_then(|()| io::copy(&mut rest, &mut io::sink()).map_err(|e| LayerError::Invalid(e.to_string())));
+  let drained =
+    extracted.and_then(|()| io::copy(&mut rest, &mut io::sink()).map_err(|e| LayerError::Invalid(e.to_string())));
   drop(rest);
-  let read = reader.join().map_err(|_| LayerError::Invalid("reader thread panicked".into()))?;
+  let read = reader
+    .join()
+    .map_err(|_| LayerError::Invalid("reader thread panicked".into()))?;
   drained?;
   let diff_id = read.map_err(|e| LayerError::Invalid(format!("{source_name}: {e}")))?;
   unpacker.finish()?;
@@ -194,7 +200,10 @@ impl Unpacker {
   }
 
   fn skip(&mut self, path: &[u8], reason: String) {
-    self.skipped.push(Skipped { path: show(path), reason });
+    self.skipped.push(Skipped {
+      path: show(path),
+      reason,
+    });
   }
 
   fn extract_all<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> LayerResult<()> {
@@ -214,7 +223,9 @@ impl Unpacker {
     let name = entry.path_bytes().into_owned();
     let parts = path::components(&name)?;
     // The archive root (`./`) describes the target itself, which belongs to the caller.
-    let Some((base, dir)) = parts.split_last() else { return Ok(()) };
+    let Some((base, dir)) = parts.split_last() else {
+      return Ok(());
+    };
     let key = path::join(&parts);
     match path::whiteout(base)? {
       Whiteout::Opaque => return self.opaque_marker(dir),
@@ -247,7 +258,13 @@ impl Unpacker {
         }
         let fd = fsat::open_dir_nofollow(parent, base).map_err(|e| io_err("open", e.into()))?;
         self.apply(Node::Fd(fd.as_fd()), &key, &meta, false)?;
-        self.deferred.insert(key.clone(), DeferredDir { mode: meta.mode, mtime: Some(meta.mtime) });
+        self.deferred.insert(
+          key.clone(),
+          DeferredDir {
+            mode: meta.mode,
+            mtime: Some(meta.mtime),
+          },
+        );
       }
       tar::EntryType::Symlink => {
         let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
@@ -274,8 +291,15 @@ impl Unpacker {
       }
       tar::EntryType::Char | tar::EntryType::Block => {
         let (major, minor) = (entry.header().device_major(), entry.header().device_minor());
-        let dev = format!("{}:{}", major.ok().flatten().unwrap_or(0), minor.ok().flatten().unwrap_or(0));
-        self.skip(&key, format!("device node {dev} skipped: unpacking never creates devices"));
+        let dev = format!(
+          "{}:{}",
+          major.ok().flatten().unwrap_or(0),
+          minor.ok().flatten().unwrap_or(0)
+        );
+        self.skip(
+          &key,
+          format!("device node {dev} skipped: unpacking never creates devices"),
+        );
         return Ok(());
       }
       other => {
@@ -307,8 +331,14 @@ impl Unpacker {
     let key = path::join(parts);
     rfs::fchmod(dir, Mode::from_raw_mode((st.st_mode & 0o7777) | 0o700))
       .map_err(|e| LayerError::io(format!("make {} writable", show(&key)), e.into()))?;
-    let mtime = Timespec { tv_sec: st.st_mtime as _, tv_nsec: st.st_mtime_nsec as _ };
-    self.deferred.entry(key).or_insert(DeferredDir { mode: st.st_mode & 0o7777, mtime: Some(mtime) });
+    let mtime = Timespec {
+      tv_sec: st.st_mtime as _,
+      tv_nsec: st.st_mtime_nsec as _,
+    };
+    self.deferred.entry(key).or_insert(DeferredDir {
+      mode: st.st_mode & 0o7777,
+      mtime: Some(mtime),
+    });
     Ok(())
   }
 
@@ -345,7 +375,10 @@ impl Unpacker {
     let target_parts = path::components(target)
       .map_err(|e| LayerError::Unsafe(format!("hard link {} -> {}: {e}", show(key), show(target))))?;
     let Some((target_base, target_dir)) = target_parts.split_last() else {
-      return Err(LayerError::Unsafe(format!("hard link {} points at the target root", show(key))));
+      return Err(LayerError::Unsafe(format!(
+        "hard link {} points at the target root",
+        show(key)
+      )));
     };
     if path::join(&target_parts) == key {
       return Ok(false);
@@ -379,7 +412,9 @@ impl Unpacker {
       self.clear(parent.as_fd(), hidden, &key, false)?;
       return self.overlay_whiteout(parent.as_fd(), hidden, &key);
     }
-    let Some(parent) = fsat::open_path(self.root.as_fd(), dir, false)? else { return Ok(()) };
+    let Some(parent) = fsat::open_path(self.root.as_fd(), dir, false)? else {
+      return Ok(());
+    };
     if self.created.contains(&key) {
       return Ok(());
     }
@@ -392,7 +427,13 @@ impl Unpacker {
   /// where mknod is refused, the xattr form (Linux ≥ 6.7: an empty file with `overlay.whiteout`, its
   /// directory marked `overlay.opaque=x`).
   fn overlay_whiteout(&mut self, parent: BorrowedFd<'_>, name: &[u8], key: &[u8]) -> LayerResult<()> {
-    match rfs::mknodat(parent, os(name), FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0)) {
+    match rfs::mknodat(
+      parent,
+      os(name),
+      FileType::CharacterDevice,
+      Mode::empty(),
+      rfs::makedev(0, 0),
+    ) {
       Ok(()) => return Ok(()),
       Err(Errno::PERM) | Err(Errno::ACCESS) => {}
       Err(e) => return Err(LayerError::io(format!("whiteout {}", show(key)), e.into())),
@@ -438,9 +479,7 @@ impl Unpacker {
     if (uid, gid) != (self.euid as u64, self.egid as u64) {
       let ids = (u32::try_from(uid).ok(), u32::try_from(gid).ok());
       let owned = match (ids, &node) {
-        ((Some(u), Some(g)), Node::Fd(fd)) => {
-          rfs::fchown(fd, Some(rfs::Uid::from_raw(u)), Some(rfs::Gid::from_raw(g)))
-        }
+        ((Some(u), Some(g)), Node::Fd(fd)) => rfs::fchown(fd, Some(rfs::Uid::from_raw(u)), Some(rfs::Gid::from_raw(g))),
         ((Some(u), Some(g)), Node::At(dir, name)) => rfs::chownat(
           dir,
           os(name),
@@ -494,7 +533,10 @@ impl Unpacker {
     let mode = header.mode().map_err(bad)? & 0o7777;
     let uid = header.uid().map_err(bad)?;
     let gid = header.gid().map_err(bad)?;
-    let mut mtime = Timespec { tv_sec: header.mtime().map_err(bad)? as _, tv_nsec: 0 };
+    let mut mtime = Timespec {
+      tv_sec: header.mtime().map_err(bad)? as _,
+      tv_nsec: 0,
+    };
     let mut xattrs = Vec::new();
     if let Some(exts) = entry.pax_extensions().map_err(bad)? {
       for ext in exts {
@@ -509,21 +551,39 @@ impl Unpacker {
         }
       }
     }
-    Ok(Meta { mode, uid, gid, mtime, xattrs })
+    Ok(Meta {
+      mode,
+      uid,
+      gid,
+      mtime,
+      xattrs,
+    })
   }
 
   /// Opaque directories (apply mode) lose everything this layer did not write; then directory modes and
   /// mtimes are set, deepest first so a parent's mode never blocks reaching its children.
   fn finish(&mut self) -> LayerResult<()> {
     for dir in std::mem::take(&mut self.opaque) {
-      let parts: Vec<&[u8]> = if dir.is_empty() { Vec::new() } else { dir.split(|b| *b == b'/').collect() };
+      let parts: Vec<&[u8]> = if dir.is_empty() {
+        Vec::new()
+      } else {
+        dir.split(|b| *b == b'/').collect()
+      };
       if let Some(fd) = fsat::open_path(self.root.as_fd(), &parts, false)? {
-        self.prune(fd.as_fd(), &dir).map_err(|e| LayerError::io(format!("opaque {}", show(&dir)), e))?;
+        self
+          .prune(fd.as_fd(), &dir)
+          .map_err(|e| LayerError::io(format!("opaque {}", show(&dir)), e))?;
       }
     }
     for (key, d) in std::mem::take(&mut self.deferred).into_iter().rev() {
-      let parts: Vec<&[u8]> = if key.is_empty() { Vec::new() } else { key.split(|b| *b == b'/').collect() };
-      let Some(fd) = fsat::open_path(self.root.as_fd(), &parts, false)? else { continue };
+      let parts: Vec<&[u8]> = if key.is_empty() {
+        Vec::new()
+      } else {
+        key.split(|b| *b == b'/').collect()
+      };
+      let Some(fd) = fsat::open_path(self.root.as_fd(), &parts, false)? else {
+        continue;
+      };
       let err = |e: Errno| LayerError::io(format!("set metadata on {}", show(&key)), e.into());
       rfs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(err)?;
       if let Some(t) = d.mtime {
@@ -535,7 +595,11 @@ impl Unpacker {
 
   fn prune(&self, dir: BorrowedFd<'_>, prefix: &[u8]) -> io::Result<()> {
     for child in fsat::list_dir(dir)? {
-      let key = if prefix.is_empty() { child.clone() } else { [prefix, b"/", &child].concat() };
+      let key = if prefix.is_empty() {
+        child.clone()
+      } else {
+        [prefix, b"/", &child].concat()
+      };
       if !self.created.contains(&key) {
         fsat::remove_all_at(dir, &child, self.unprivileged)?;
       } else if fsat::kind_at(dir, &child)? == Some(FileType::Directory) {
@@ -577,7 +641,10 @@ pub fn is_reserved_xattr(name: &str) -> bool {
 }
 
 fn times(t: Timespec) -> Timestamps {
-  Timestamps { last_access: t, last_modification: t }
+  Timestamps {
+    last_access: t,
+    last_modification: t,
+  }
 }
 
 /// PAX times are decimal seconds with an optional fraction (`1700000000.123456789`).
@@ -585,9 +652,19 @@ fn parse_pax_time(value: &str) -> Option<Timespec> {
   let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
   let tv_sec: i64 = secs.parse().ok()?;
   let digits: String = frac.chars().take(9).collect();
-  let tv_nsec: i64 = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
+  let tv_nsec: i64 = if digits.is_empty() {
+    0
+  } else {
+    format!("{digits:0<9}").parse().ok()?
+  };
   if tv_sec < 0 && tv_nsec > 0 {
-    return Some(Timespec { tv_sec: tv_sec - 1, tv_nsec: (1_000_000_000 - tv_nsec) as _ });
+    return Some(Timespec {
+      tv_sec: tv_sec - 1,
+      tv_nsec: (1_000_000_000 - tv_nsec) as _,
+    });
   }
-  Some(Timespec { tv_sec: tv_sec as _, tv_nsec: tv_nsec as _ })
+  Some(Timespec {
+    tv_sec: tv_sec as _,
+    tv_nsec: tv_nsec as _,
+  })
 }
