@@ -60,6 +60,14 @@ describe('unpackLayer refuses hostile layers', () => {
         { name: 'd/sub/evil', content: 'x' },
       ],
     ],
+    [
+      'a whiteout through a symlink to a host directory',
+      (outside) => [{ name: 'd', type: 'symlink', linkname: outside }, { name: 'd/.wh.secret' }],
+    ],
+    [
+      'an opaque marker through a symlink to a host directory',
+      (outside) => [{ name: 'd', type: 'symlink', linkname: outside }, { name: 'd/.wh..wh..opq' }],
+    ],
     ['a hard link to a host file', () => [{ name: 'pw', type: 'link', linkname: '/etc/passwd' }]],
     [
       'a hard link out of the target by ..',
