@@ -91,7 +91,8 @@ async function buildStage(ctx: BuildContext, planned: PlannedStage, done: Map<nu
       layers: [],
       key: sha256Digest(`scratch:${JSON.stringify(platform)}`),
     };
-    variables = initialVariables({});
+    // The default PATH a scratch stage starts with is visible to expansions, as in BuildKit.
+    variables = initialVariables({ imageEnv: state.config.config.Env ?? [] });
   }
   // Triggers run once, in the stage that builds on the image; the result does not carry them on.
   if (state.config.config.OnBuild) {

@@ -2,7 +2,7 @@
  * build/copy-stage: writes the entries a COPY/ADD plan lists into an empty "changes" directory laid out like
  * the image root, ready for createLayer: modes (after --chmod), mtimes and owners (--chown, else 0:0 for
  * context files or the source's owner for stage files). Missing parent directories are created like BuildKit
- * does (0755 root) unless the image already has them, whose mode is then kept. Owners are set with lchown as
+ * does (0755, owned by the --chown owner or root) unless the image already has them, whose mode is then kept. Owners are set with lchown as
  * root; otherwise recorded in the `user.gantry.owner` xattr that createLayer reads (setfattr, in one call).
  */
 import { spawn } from 'node:child_process';
@@ -36,8 +36,8 @@ export interface StageCopyOptions {
   owner?: Owner;
   /** The owner of a source entry when no --chown is given. */
   sourceOwner: (entry: CopyEntry) => Owner;
-  /** Mode bits of a directory that already exists in the image, for parents the copy creates. */
-  existingDirMode: (path: string) => Promise<number | undefined>;
+  /** Mode bits and owner of a directory that already exists in the image, kept for parents the copy writes. */
+  existingDir: (path: string) => Promise<(Owner & { mode: number }) | undefined>;
   subject: string;
 }
 
@@ -53,10 +53,12 @@ export async function stageCopy(o: StageCopyOptions): Promise<number> {
       current = `${current}/${part}`;
       const host = join(o.changes, current);
       if (await lstat(host).catch(() => undefined)) continue;
-      const mode = (await o.existingDirMode(current)) ?? 0o755;
+      const existing = await o.existingDir(current);
+      const mode = existing?.mode ?? 0o755;
       await mkdir(host, { mode });
       await chmodExact(host, mode);
-      owners.set(host, { uid: 0, gid: 0 });
+      // New parents get the --chown owner, as in BuildKit's and Buildah's copiers; existing ones keep theirs.
+      owners.set(host, existing ? { uid: existing.uid, gid: existing.gid } : (o.owner ?? { uid: 0, gid: 0 }));
     }
   };
   for (const e of o.entries) {

@@ -143,9 +143,10 @@ export async function copyStep(
     timestamp: String(o.timestamp ?? ''),
     destIsDir: String(destIsDir),
   };
-  const existingDirMode = async (path: string) => {
+  // Owners read back from the unpacked layers are right when the store was unpacked as root (docs/build.md).
+  const existingDir = async (path: string) => {
     const s = await lookup(dirs, path);
-    return s?.isDirectory() ? s.mode & 0o7777 : undefined;
+    return s?.isDirectory() ? { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid } : undefined;
   };
   if (from === undefined) {
     const excludes = instruction.excludes.length > 0 ? createIgnoreMatcher(instruction.excludes) : undefined;
@@ -170,7 +171,7 @@ export async function copyStep(
         ...(instruction.chmodSpec ? { chmod: instruction.chmodSpec } : {}),
         ...(owner ? { owner } : {}),
         sourceOwner: () => ({ uid: 0, gid: 0 }),
-        existingDirMode,
+        existingDir,
         subject,
       });
     });
@@ -204,7 +205,7 @@ export async function copyStep(
         ...(instruction.chmodSpec ? { chmod: instruction.chmodSpec } : {}),
         ...(owner ? { owner } : {}),
         sourceOwner: (e) => ({ uid: e.uid, gid: e.gid }),
-        existingDirMode,
+        existingDir,
         subject,
       });
     } finally {

@@ -143,7 +143,7 @@ describe('gantry build: COPY and metadata', () => {
     const layout = join(dir, 'layout');
     await run('skopeo', ['copy', `oci-archive:${join(dir, 'img.tar')}`, `oci:${layout}:x`]);
     expect(await listing(`${layout}:x`)).toEqual([
-      'srv drwxr-xr-x 0:0 4096',
+      'srv drwxr-xr-x 33:33 4096',
       'srv/assets drwxr-xr-x 33:33 4096',
       'srv/assets/readme.txt -rw-r--r-- 33:33 13',
       'srv/main.txt -rw-r--r-- 0:0 13',
