@@ -93,7 +93,11 @@ async function chmodExact(path: string, mode: number): Promise<void> {
   await chmod(path, mode);
 }
 
-async function applyOwners(owners: Map<string, Owner>, dump: string, subject: string): Promise<void> {
+/**
+ * Gives each path its owner in the layer: lchown as root, else the `user.gantry.owner` xattr createLayer reads
+ * (written by one `setfattr --restore` call from the dump file `dump`).
+ */
+export async function applyOwners(owners: Map<string, Owner>, dump: string, subject: string): Promise<void> {
   if (isRoot()) {
     for (const [path, owner] of owners) await lchown(path, owner.uid, owner.gid);
     return;

@@ -32,6 +32,7 @@ import { fingerprintEntries, planCopy } from './copy-plan.js';
 import { type Owner, stageCopy } from './copy-stage.js';
 import { type BuiltLayer, flatten, layerDirs, lookup, readImageText } from './lower.js';
 import type { BuildContext, StageState, StepReport } from './types.js';
+import { mapUpperOwners } from './upper-owners.js';
 
 export interface StepOutcome {
   state: StageState;
@@ -310,6 +311,7 @@ export async function runStep(
     }
     // Mount points the sandbox had to create are not part of the step's output.
     for (const m of mounts) if (m.stub) await removeStub(changes, m.mount.destination);
+    if (spec.idMaps) await mapUpperOwners(changes, spec.idMaps, join(base, 'owners'), subject);
   });
 }
 

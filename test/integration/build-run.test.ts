@@ -123,6 +123,9 @@ describe('gantry build RUN (as gantry-test)', () => {
     expect(await readFile(join(rootfs, 'work', 'out.txt'), 'utf8')).toBe('stamp=one\ndata-line\n');
     expect((await readFile(join(rootfs, 'work', 'secret-size'), 'utf8')).trim()).toBe(String(SECRET.length));
     expect((await readFile(join(rootfs, 'work', 'cache-runs'), 'utf8')).trim()).toBe('1');
+    // Files the container's root wrote belong to root in the layer, not to the building user.
+    const { stdout: owners } = await run('stat', ['-c', '%u:%g %a', join(rootfs, 'work', 'out.txt')]);
+    expect(owners.trim()).toBe('0:0 644');
     // The secret's mount point is not left in the image.
     await expect(readdir(join(rootfs, 'run', 'secrets'))).rejects.toThrow();
     // Nowhere: not in any layer blob (uncompressed), the config, the history or the cache's records.
