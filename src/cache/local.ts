@@ -121,7 +121,7 @@ export class LocalCache {
     return out;
   }
 
-  /** Removes records (all, or least recently used beyond the bound) and blobs no record uses. */
+  /** Removes records (all, or least recently used beyond the bound), blobs no record uses, and stale temp files. */
   async prune(options: PruneOptions): Promise<PruneResult> {
     const result: PruneResult = { records: 0, blobs: 0, bytes: 0 };
     const recordsDir = join(this.root, 'records');
@@ -162,6 +162,13 @@ export class LocalCache {
       await rm(file, { force: true });
       result.blobs++;
       result.bytes += s.size;
+    }
+    // Leftovers of interrupted writes.
+    const tmpDir = join(this.root, 'tmp');
+    for (const name of await readdir(tmpDir)) {
+      const s = await stat(join(tmpDir, name)).catch(() => undefined);
+      if (s && Date.now() - s.mtimeMs >= grace)
+        await rm(join(tmpDir, name), { recursive: true, force: true });
     }
     return result;
   }

@@ -216,6 +216,33 @@ describe('gantry build: the step cache', () => {
     expect(steps(noCache.stderr).filter((l) => l.includes('(miss: --no-cache)'))).toHaveLength(3);
   });
 
+  it('shares one store between concurrent builds', async () => {
+    const store = await fresh('store');
+    const dir = await fresh('concurrent');
+    const builds = [1, 2, 3].map((n) =>
+      gantryOk(
+        [
+          'build',
+          '--timestamp',
+          '0',
+          '--digestfile',
+          join(dir, `d${n}`),
+          '-t',
+          `c${n}`,
+          join(FIXTURES, 'copy'),
+        ],
+        {
+          env: { GANTRY_STORE: store },
+        },
+      ),
+    );
+    await Promise.all(builds);
+    const digests = await Promise.all([1, 2, 3].map((n) => readFile(join(dir, `d${n}`), 'utf8')));
+    expect(new Set(digests).size).toBe(1);
+    expect(await readdir(join(store, 'cache', 'records'))).toHaveLength(3);
+    expect(await readdir(join(store, 'cache', 'tmp'))).toEqual([]);
+  });
+
   it('prunes to a size bound and with --all', async () => {
     const store = await fresh('store');
     const env = { GANTRY_STORE: store };
