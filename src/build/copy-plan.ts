@@ -121,8 +121,15 @@ async function walk(o: CopyPlanOptions, rel: string, dest: string, out: CopyEntr
   if (type !== 'dir') return;
   for (const name of (await readdir(source)).sort()) {
     const child = rel === '' ? name : `${rel}/${name}`;
-    if (o.ignore?.matches(child)) continue;
-    await walk(o, child, posix.join(dest, name), out);
+    if (!o.ignore?.matches(child)) {
+      await walk(o, child, posix.join(dest, name), out);
+      continue;
+    }
+    // An ignored directory may still hold `!` exceptions: keep it only for the entries they bring back.
+    if (!o.ignore.hasExceptions || !(await lstat(join(o.root, child))).isDirectory()) continue;
+    const inner: CopyEntry[] = [];
+    await walk(o, child, posix.join(dest, name), inner);
+    if (inner.length > 1) out.push(...inner);
   }
 }
 

@@ -152,7 +152,11 @@ export async function copyStep(
   if (from === undefined) {
     const excludes = instruction.excludes.length > 0 ? createIgnoreMatcher(instruction.excludes) : undefined;
     const ignore: IgnoreMatcher = excludes
-      ? { ...ctx.ignore, matches: (p: string) => ctx.ignore.matches(p) || excludes.matches(p) }
+      ? {
+          ...ctx.ignore,
+          hasExceptions: ctx.ignore.hasExceptions || excludes.hasExceptions,
+          matches: (p: string) => ctx.ignore.matches(p) || excludes.matches(p),
+        }
       : ctx.ignore;
     const entries = await planCopy({
       root: o.contextDir,
