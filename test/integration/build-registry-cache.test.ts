@@ -29,7 +29,7 @@ describe('gantry build registry cache', () => {
     const cacheRef = `${registry.host}/cache/app:buildcache`;
     const imageRef = `${registry.host}/app/image:v1`;
     const digestFile = (n: number) => join(base, `digest-${n}`);
-    const build = (store: string, n: number, extra: string[]) =>
+    const build = (n: number, extra: string[]) =>
       gantryOk(
         [
           'build',
@@ -45,11 +45,11 @@ describe('gantry build registry cache', () => {
         ],
         { env: { GANTRY_STORE: join(base, `store-${n}`) } },
       );
-    const first = await build('1', 1, ['--cache-from', cacheRef, '--cache-to', cacheRef]);
+    const first = await build(1, ['--cache-from', cacheRef, '--cache-to', cacheRef]);
     const firstSteps = first.stderr.split('\n').filter((l) => l.includes(' COPY '));
     expect(firstSteps.length).toBe(6);
     expect(firstSteps.every((l) => l.includes('(miss'))).toBe(true);
-    const second = await build('2', 2, ['--cache-from', cacheRef]);
+    const second = await build(2, ['--cache-from', cacheRef]);
     const secondSteps = second.stderr.split('\n').filter((l) => l.includes(' COPY '));
     expect(secondSteps.length).toBe(6);
     expect(secondSteps.every((l) => l.includes('CACHED'))).toBe(true);
