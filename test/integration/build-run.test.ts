@@ -126,6 +126,9 @@ describe('gantry build RUN (as gantry-test)', () => {
     // Files the container's root wrote belong to root in the layer, not to the building user.
     const { stdout: owners } = await run('stat', ['-c', '%u:%g %a', join(rootfs, 'work', 'out.txt')]);
     expect(owners.trim()).toBe('0:0 644');
+    // COPY as a non-root user records 0:0 in the xattr createLayer reads.
+    const { stdout: copied } = await run('stat', ['-c', '%u:%g', join(rootfs, 'work', 'data.txt')]);
+    expect(copied.trim()).toBe('0:0');
     // The secret's mount point is not left in the image.
     await expect(readdir(join(rootfs, 'run', 'secrets'))).rejects.toThrow();
     // Nowhere: not in any layer blob (uncompressed), the config, the history or the cache's records.
