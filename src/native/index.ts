@@ -11,11 +11,7 @@ import { GantryError } from '../errors/index.js';
 /** What the addon exports (mirrors the generated native/index.d.ts). */
 export interface NativeBinding {
   digestFile(path: string): Promise<string>;
-  unpackLayer(options: {
-    source: string;
-    target: string;
-    whiteoutMode?: string;
-  }): Promise<{
+  unpackLayer(options: { source: string; target: string; whiteoutMode?: string }): Promise<{
     entries: number;
     skipped: { path: string; reason: string }[];
     diffId: string;
