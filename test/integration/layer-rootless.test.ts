@@ -2,7 +2,7 @@
 // cannot be set is recorded in user.gantry.owner and counted, read-only directories still receive their
 // entries and keep their modes, and createLayer reads the recorded owners back into the tar.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { chown, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
