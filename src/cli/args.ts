@@ -84,3 +84,20 @@ export function formatFlagHelp(specs: FlagSpecs): string {
   });
   return rows.join('\n');
 }
+
+/** A flag value that must be one of `allowed`; `fallback` when the flag is absent. */
+export function parseChoice<T extends string>(
+  name: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new GantryError(
+      'INVALID_ARGUMENT',
+      `--${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value as T;
+}

@@ -1,11 +1,10 @@
 /**
  * cli/registry-flags: the registry flags every command shares (credentials, auth file, TLS, retries), with the
- * skopeo names and `src-`/`dest-` variants for copy and sync, and the one place they become a RegistryClient.
+ * skopeo names and `src-`/`dest-` variants for copy and sync. Only declarations and value parsing: nothing heavy
+ * is imported, so commands that rarely talk to a registry can declare the flags and load the client lazily
+ * (cli/registry-client.ts).
  */
 import { GantryError } from '../errors/index.js';
-import { createCredentialResolver } from '../registry/credentials.js';
-import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
-import type { Logger } from '../util/log.js';
 import type { FlagSpec, FlagSpecs } from './args.js';
 
 export type Side = '' | 'src-' | 'dest-';
@@ -61,9 +60,9 @@ export const commonFlags = {
   help: { type: 'boolean', short: 'h', description: 'show help' },
 } as const satisfies FlagSpecs;
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
+export type Flags = Record<string, string | boolean | string[] | undefined>;
 
-function str(flags: Flags, name: string): string | undefined {
+export function str(flags: Flags, name: string): string | undefined {
   const v = flags[name];
   return typeof v === 'string' ? v : undefined;
 }
@@ -79,25 +78,4 @@ export function parseCount(flags: Flags, name: string, fallback: number, max = 1
     );
   }
   return n;
-}
-
-/** Builds the registry client for one side from its flags, falling back to the unprefixed ones. */
-export function registryClientFromFlags(flags: Flags, side: Side, logger: Logger): RegistryClient {
-  const pick = (name: string): string | undefined => str(flags, `${side}${name}`) ?? str(flags, name);
-  const tls = flags[`${side}tls-verify`] ?? flags['tls-verify'];
-  const credentialOptions = {
-    creds: pick('creds'),
-    registryToken: pick('registry-token'),
-    authFile: pick('authfile'),
-  };
-  const options: RegistryClientOptions = {
-    credentials: createCredentialResolver(credentialOptions),
-    tlsVerify: tls !== false,
-    insecureRegistries: (flags.insecure as string[] | undefined) ?? [],
-    maxRetries: parseCount(flags, 'retry-times', 4, 50),
-    logger,
-  };
-  const certDir = pick('cert-dir');
-  if (certDir) options.certDir = certDir;
-  return new RegistryClient(options);
 }

@@ -16,10 +16,11 @@ import type { PullPolicy } from '../../run/index.js';
 import { ISOLATION_REQUESTS } from '../../sandbox/isolation.js';
 import type { IsolationRequest } from '../../sandbox/spec.js';
 import { defaultStoreRoot, LayerStore } from '../../store/index.js';
-import { parseArgs } from '../args.js';
+import { parseArgs, parseChoice } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
-import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+import { registryClientFromFlags } from '../registry-client.js';
+import { commonFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
   tag: {
@@ -117,22 +118,6 @@ const flags = {
   help: commonFlags.help,
 } as const;
 
-function oneOf<T extends string>(
-  name: string,
-  value: string | undefined,
-  allowed: readonly T[],
-  fallback: T,
-): T {
-  if (value === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new GantryError(
-      'INVALID_ARGUMENT',
-      `--${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value as T;
-}
-
 function stepLine(r: StepReport, explain: boolean): string {
   const mark = r.cache === 'hit' ? 'CACHED ' : '';
   const why = explain && r.cache !== 'none' ? ` (${r.cache}: ${r.reason})` : '';
@@ -169,13 +154,13 @@ export const command: Command = {
       annotations: parsePairs(f.annotation, '--annotation'),
       secrets: Object.fromEntries((f.secret ?? []).map(parseSecret)),
       noCache: Boolean(f['no-cache']),
-      pull: oneOf<PullPolicy>('pull', f.pull, ['missing', 'always', 'never'], 'missing'),
-      compression: oneOf('compression', f.compression, ['gzip', 'zstd'] as const, 'gzip'),
+      pull: parseChoice<PullPolicy>('pull', f.pull, ['missing', 'always', 'never'], 'missing'),
+      compression: parseChoice('compression', f.compression, ['gzip', 'zstd'] as const, 'gzip'),
       ...(() => {
         const timestamp = parseTimestamp(f.timestamp, process.env);
         return timestamp === undefined ? {} : { timestamp };
       })(),
-      isolation: oneOf<IsolationRequest>('isolation', f.isolation, ISOLATION_REQUESTS, 'auto'),
+      isolation: parseChoice<IsolationRequest>('isolation', f.isolation, ISOLATION_REQUESTS, 'auto'),
       store,
       cache,
       registry,
@@ -184,7 +169,7 @@ export const command: Command = {
         if (!f.quiet || explain) process.stderr.write(`${stepLine(r, explain)}\n`);
       },
     });
-    const format = oneOf('format', f.format, ['oci', 'docker'] as const, 'oci');
+    const format = parseChoice('format', f.format, ['oci', 'docker'] as const, 'oci');
     const exported = await exportImage(result, {
       tags: f.tag ?? [],
       destinations: (f.output ?? []).map(parseOutput),

@@ -7,7 +7,8 @@ import { openDestination, openSource, parseTransportReference } from '../../tran
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput, formatBytes } from '../output.js';
-import { commonFlags, parseCount, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+import { registryClientFromFlags } from '../registry-client.js';
+import { commonFlags, parseCount, registryFlags } from '../registry-flags.js';
 
 const flags = {
   all: { type: 'boolean', short: 'a', description: 'copy every image of a multi-platform index' },

@@ -6,7 +6,8 @@ import { openSource, parseTransportReference } from '../../transports/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
-import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+import { registryClientFromFlags } from '../registry-client.js';
+import { commonFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
   raw: { type: 'boolean', description: 'print the manifest (or index) bytes exactly as stored' },

@@ -4,7 +4,8 @@ import { parseTransportReference } from '../../transports/index.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
-import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+import { registryClientFromFlags } from '../registry-client.js';
+import { commonFlags, registryFlags } from '../registry-flags.js';
 
 const flags = { ...registryFlags(''), ...commonFlags } as const;
 

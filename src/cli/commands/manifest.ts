@@ -9,7 +9,8 @@ import { openDestination, openSource, parseTransportReference } from '../../tran
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
-import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+import { registryClientFromFlags } from '../registry-client.js';
+import { commonFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
   format: {

@@ -6,9 +6,10 @@ import { type PullPolicy, parseVolume, runImage } from '../../run/index.js';
 import { ISOLATION_REQUESTS } from '../../sandbox/isolation.js';
 import type { IsolationRequest, NetworkMode } from '../../sandbox/spec.js';
 import { defaultStoreRoot, LayerStore } from '../../store/index.js';
-import { parseArgs } from '../args.js';
+import { parseArgs, parseChoice } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
+import { commonFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
   rm: {
@@ -56,51 +57,12 @@ const flags = {
     valueName: 'missing|always|never',
     description: 'when to pull the image into the store (default missing)',
   },
-  // The registry flags of copy, declared here because cli/registry-flags loads the registry client (and
-  // undici) with it: a run from the store must not pay for that. The client is made only to pull.
-  creds: { type: 'string', valueName: 'USER:PASS', description: 'credentials for the registry' },
-  'registry-token': { type: 'string', valueName: 'TOKEN', description: 'bearer token for the registry' },
-  authfile: {
-    type: 'string',
-    valueName: 'FILE',
-    description: 'auth file (default: containers auth.json, then ~/.docker/config.json)',
-  },
-  'tls-verify': { type: 'boolean', description: 'verify TLS certificates (default true; =false to skip)' },
-  'cert-dir': {
-    type: 'string',
-    valueName: 'DIR',
-    description: 'CA and client certificates (ca.crt, client.cert, client.key)',
-  },
-  insecure: {
-    type: 'string',
-    multiple: true,
-    valueName: 'HOST',
-    description: 'allow plain HTTP to this registry (repeatable)',
-  },
-  'retry-times': {
-    type: 'string',
-    valueName: 'N',
-    description: 'retries per request on network errors, 5xx and 429 (default 4)',
-  },
-  quiet: { type: 'boolean', short: 'q', description: 'print nothing but errors' },
-  help: { type: 'boolean', short: 'h', description: 'show help' },
+  ...registryFlags(''),
+  insecure: commonFlags.insecure,
+  'retry-times': commonFlags['retry-times'],
+  quiet: commonFlags.quiet,
+  help: commonFlags.help,
 } as const;
-
-function oneOf<T extends string>(
-  name: string,
-  value: string | undefined,
-  allowed: readonly T[],
-  fallback: T,
-): T {
-  if (value === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new GantryError(
-      'INVALID_ARGUMENT',
-      `--${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value as T;
-}
 
 /** Flags end at the image: everything after it is the command, even words starting with `-`. */
 function splitAtImage(argv: string[]): { own: string[]; rest: string[] } {
@@ -135,11 +97,12 @@ export const command: Command = {
       volumes: (f.volume ?? []).map((v) => parseVolume(v, (p) => resolve(p))),
       workdir: f.workdir,
       user: f.user,
-      network: oneOf<NetworkMode>('network', f.network, ['host', 'none'], 'host'),
-      isolation: oneOf<IsolationRequest>('isolation', f.isolation, ISOLATION_REQUESTS, 'auto'),
-      pull: oneOf<PullPolicy>('pull', f.pull, ['missing', 'always', 'never'], 'missing'),
+      network: parseChoice<NetworkMode>('network', f.network, ['host', 'none'], 'host'),
+      isolation: parseChoice<IsolationRequest>('isolation', f.isolation, ISOLATION_REQUESTS, 'auto'),
+      pull: parseChoice<PullPolicy>('pull', f.pull, ['missing', 'always', 'never'], 'missing'),
       store: await LayerStore.open(defaultStoreRoot()),
-      registry: async () => (await import('../registry-flags.js')).registryClientFromFlags(f, '', out.logger),
+      registry: async () =>
+        (await import('../registry-client.js')).registryClientFromFlags(f, '', out.logger),
       logger: out.logger,
       unpackLayer,
     });

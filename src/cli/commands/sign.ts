@@ -10,7 +10,8 @@ import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { keylessSignFlags, keylessSigning } from '../keyless-flags.js';
 import { createOutput } from '../output.js';
-import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+import { registryClientFromFlags } from '../registry-client.js';
+import { commonFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
   key: {

@@ -13,7 +13,8 @@ import { parseShard, type SyncSource, type SyncSourceRepo, sync } from '../../sy
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { createOutput } from '../output.js';
-import { commonFlags, parseCount, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+import { registryClientFromFlags } from '../registry-client.js';
+import { commonFlags, parseCount, registryFlags } from '../registry-flags.js';
 
 const flags = {
   src: {

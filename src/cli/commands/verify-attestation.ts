@@ -19,7 +19,8 @@ import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { keylessPolicyFromFlags, keylessVerifyFlags } from '../keyless-flags.js';
 import { createOutput } from '../output.js';
-import { commonFlags, registryClientFromFlags, registryFlags } from '../registry-flags.js';
+import { registryClientFromFlags } from '../registry-client.js';
+import { commonFlags, registryFlags } from '../registry-flags.js';
 
 const flags = {
   key: { type: 'string', valueName: 'FILE', description: 'public key (cosign.pub)' },
