@@ -78,3 +78,8 @@ export function parseTimestamp(flag: string | undefined, env: NodeJS.ProcessEnv)
   }
   return Number(text);
 }
+
+/** The registry (`docker://`) references among parsed `--output`s: where signatures and attestations attach. */
+export function registryOutputs(destinations: readonly string[]): string[] {
+  return destinations.filter((d) => d.startsWith('docker://'));
+}

@@ -1,8 +1,9 @@
 /** `gantry build [flags] CONTEXT`: builds a Dockerfile into an image with the step cache (see src/build). */
 import { readFile, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { parseOutput, parsePairs, parseSecret, parseTimestamp } from '../../build/flags.js';
-import { build, exportImage, type StepReport } from '../../build/index.js';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import type { Witness } from '@sigstore/sign';
+import { parseOutput, parsePairs, parseSecret, parseTimestamp, registryOutputs } from '../../build/flags.js';
+import { type BuildResult, build, exportImage, type StepReport } from '../../build/index.js';
 import {
   type CacheRecord,
   defaultCacheBound,
@@ -12,13 +13,17 @@ import {
 } from '../../cache/index.js';
 import { resolveBuildArgs } from '../../dockerfile/index.js';
 import { GantryError } from '../../errors/index.js';
+import type { RegistryClient } from '../../registry/index.js';
 import type { PullPolicy } from '../../run/index.js';
 import { ISOLATION_REQUESTS } from '../../sandbox/isolation.js';
 import type { IsolationRequest } from '../../sandbox/spec.js';
+import type { Signer } from '../../sign/types.js';
 import { defaultStoreRoot, LayerStore } from '../../store/index.js';
+import { parseTransportReference } from '../../transports/index.js';
 import { parseArgs, parseChoice } from '../args.js';
 import type { Command } from '../command.js';
-import { createOutput } from '../output.js';
+import { keylessSignFlags, keylessSigning } from '../keyless-flags.js';
+import { createOutput, type Output } from '../output.js';
 import { registryClientFromFlags } from '../registry-client.js';
 import { commonFlags, registryFlags } from '../registry-flags.js';
 
@@ -111,6 +116,25 @@ const flags = {
   iidfile: { type: 'string', valueName: 'FILE', description: 'write the image ID (config digest)' },
   digestfile: { type: 'string', valueName: 'FILE', description: 'write the manifest digest' },
   'metadata-file': { type: 'string', valueName: 'FILE', description: 'write build metadata as JSON' },
+  'sign-by': {
+    type: 'string',
+    valueName: 'KEY',
+    description: 'sign every registry output with this cosign key (.sig and bundle)',
+  },
+  'sign-passphrase-file': {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'password of the --sign-by key (default: COSIGN_PASSWORD, else a prompt)',
+  },
+  provenance: {
+    type: 'boolean',
+    description: 'attach a signed SLSA provenance v1 attestation to every registry output',
+  },
+  sbom: {
+    type: 'boolean',
+    description: 'attach a signed SPDX 2.3 SBOM (files and OS packages) to every registry output',
+  },
+  ...keylessSignFlags,
   ...registryFlags(''),
   insecure: commonFlags.insecure,
   'retry-times': commonFlags['retry-times'],
@@ -139,16 +163,25 @@ export const command: Command = {
     );
     const store = await LayerStore.open(defaultStoreRoot());
     const cache = await LocalCache.open(store.root);
+    const destinations = (f.output ?? []).map(parseOutput);
+    // Keys (and OIDC tokens) are loaded before building, so a wrong password fails before the work is done.
+    const signing = await signingFromFlags(f, registryOutputs(destinations));
+    const startedOn = new Date();
     const registry = registryClientFromFlags(f, '', out.logger);
     const explain = Boolean(f['explain-cache']);
     for (const ref of f['cache-from'] ?? []) {
       const n = await importCache(ref, { cache, registry, logger: out.logger });
       out.logger.info(`imported ${n} cached steps from ${ref}`);
     }
+    const buildArgs = resolveBuildArgs({
+      args: f['build-arg'] ?? [],
+      files: buildArgFiles,
+      env: process.env,
+    });
     const result = await build({
       contextDir,
       ...(f.file ? { dockerfile: resolve(f.file) } : {}),
-      buildArgs: resolveBuildArgs({ args: f['build-arg'] ?? [], files: buildArgFiles, env: process.env }),
+      buildArgs,
       ...(f.target ? { target: f.target } : {}),
       labels: parsePairs(f.label, '--label'),
       annotations: parsePairs(f.annotation, '--annotation'),
@@ -172,13 +205,30 @@ export const command: Command = {
     const format = parseChoice('format', f.format, ['oci', 'docker'] as const, 'oci');
     const exported = await exportImage(result, {
       tags: f.tag ?? [],
-      destinations: (f.output ?? []).map(parseOutput),
+      destinations,
       format,
       store,
       cache,
       registry,
       logger: out.logger,
     });
+    if (signing) {
+      await signAndAttest(result, {
+        ...signing,
+        outputs: [...exported]
+          .filter(([name]) => registryOutputs([name]).length > 0)
+          .map(([name, copied]) => ({ name, digest: copied.digest })),
+        dockerfile: f.file ? resolve(f.file) : join(contextDir, 'Dockerfile'),
+        contextDir,
+        buildArgs,
+        target: f.target,
+        startedOn,
+        timestamp: parseTimestamp(f.timestamp, process.env),
+        store,
+        registry,
+        out,
+      });
+    }
     if (f['cache-to']) {
       const records: CacheRecord[] = [];
       for (const step of result.steps) {
@@ -204,3 +254,135 @@ export const command: Command = {
     return 0;
   },
 };
+
+interface Signing {
+  /** Sign the image itself (`--sign-by`). */
+  signImage: boolean;
+  provenance: boolean;
+  sbom: boolean;
+  signer: Signer;
+  witnesses: Witness[];
+}
+
+/** What --sign-by, --provenance and --sbom ask for, with the signer: the key, else keyless (OIDC token). */
+async function signingFromFlags(
+  f: {
+    'sign-by'?: string;
+    'sign-passphrase-file'?: string;
+    provenance?: boolean;
+    sbom?: boolean;
+    'identity-token'?: string;
+    'identity-token-env'?: string;
+    'fulcio-url'?: string;
+    'rekor-url'?: string;
+  },
+  registryDestinations: readonly string[],
+): Promise<Signing | undefined> {
+  const provenance = Boolean(f.provenance);
+  const sbom = Boolean(f.sbom);
+  if (!f['sign-by'] && !provenance && !sbom) return undefined;
+  if (registryDestinations.length === 0) {
+    throw new GantryError(
+      'INVALID_ARGUMENT',
+      '--sign-by, --provenance and --sbom need an --output type=registry to attach to',
+    );
+  }
+  // The signing modules (sigstore, tweetnacl) load only when asked for, keeping plain builds' start-up lean.
+  const keys = await import('../../sign/key-files.js');
+  const key = f['sign-by'];
+  const signing = key
+    ? { signer: await keys.loadKeySigner(key, { passphraseFile: f['sign-passphrase-file'] }), witnesses: [] }
+    : await keylessSigning(f);
+  return { signImage: key !== undefined, provenance, sbom, ...signing };
+}
+
+/** Signs and attests each pushed registry output, by the digest it got. */
+async function signAndAttest(
+  result: BuildResult,
+  o: Signing & {
+    outputs: readonly { name: string; digest: string }[];
+    dockerfile: string;
+    contextDir: string;
+    buildArgs: Readonly<Record<string, string>>;
+    target: string | undefined;
+    startedOn: Date;
+    timestamp: number | undefined;
+    store: LayerStore;
+    registry: RegistryClient;
+    out: Output;
+  },
+): Promise<void> {
+  const { signImage, resolveSignedImage, dockerReference } = await import('../../sign/sign.js');
+  const { RegistrySignatureStore } = await import('../../sign/store.js');
+  const { attestImage } = await import('../../attest/create.js');
+  const predicates: { type: string; bytes: Buffer; source: string }[] = [];
+  if (o.provenance) {
+    const provenance = await import('../../attest/provenance.js');
+    const content = await readFile(o.dockerfile);
+    const rel = relative(o.contextDir, o.dockerfile);
+    const path = isAbsolute(rel) || rel.startsWith('..') ? o.dockerfile : rel;
+    const refs = provenance.baseImageRefs(content.toString('utf8'), {
+      file: path,
+      buildArgs: o.buildArgs,
+      target: o.target,
+    });
+    const predicate = provenance.provenancePredicate({
+      dockerfile: { path, content },
+      buildArgs: o.buildArgs,
+      target: o.target,
+      baseImages: await provenance.resolveBaseImages(refs, { store: o.store, logger: o.out.logger }),
+      startedOn: o.startedOn,
+      finishedOn: new Date(),
+    });
+    predicates.push({
+      type: provenance.SLSA_PROVENANCE_V1,
+      bytes: Buffer.from(JSON.stringify(predicate)),
+      source: 'build provenance',
+    });
+  }
+  if (o.sbom) {
+    const sbom = await import('../../attest/sbom.js');
+    const document = sbom.spdxDocument({
+      name: o.outputs[0]?.name.slice('docker://'.length) ?? result.configDigest,
+      imageId: result.configDigest,
+      contents: await sbom.readImageContents(result.layers),
+      created: o.timestamp === undefined ? new Date() : new Date(o.timestamp * 1000),
+    });
+    predicates.push({
+      type: sbom.SPDX_PREDICATE_TYPE,
+      bytes: Buffer.from(JSON.stringify(document)),
+      source: 'build SBOM',
+    });
+  }
+  const store = new RegistrySignatureStore(o.registry);
+  for (const output of o.outputs) {
+    const parsed = parseTransportReference(output.name);
+    if (parsed.transport !== 'docker')
+      throw new GantryError('INTERNAL', 'not a registry output', { subject: output.name });
+    const reference = { ...parsed.image, digest: output.digest };
+    if (o.signImage) {
+      await signImage({
+        client: o.registry,
+        reference,
+        signer: o.signer,
+        witnesses: o.witnesses,
+        store,
+        logger: o.out.logger,
+      });
+    }
+    const image = await resolveSignedImage(o.registry, reference);
+    for (const p of predicates) {
+      await attestImage({
+        store,
+        image,
+        subjectName: dockerReference(reference),
+        predicateType: p.type,
+        predicate: p.bytes,
+        predicateSource: p.source,
+        signer: o.signer,
+        witnesses: o.witnesses,
+        logger: o.out.logger,
+      });
+    }
+  }
+}
