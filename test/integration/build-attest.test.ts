@@ -19,6 +19,7 @@ const PASSWORD = 'build attest password';
 const env = { COSIGN_PASSWORD: PASSWORD };
 const SLSA_V1 = 'https://slsa.dev/provenance/v1';
 const SPDX = 'https://spdx.dev/Document';
+const SECRET = 'never-in-provenance';
 
 let registry: TestRegistry;
 let work: string;
@@ -63,7 +64,7 @@ async function context(name: string, dockerfile: string, files: Record<string, s
   return dir;
 }
 
-async function buildAndPush(dir: string, ref: string, extra: string[] = []): Promise<string> {
+async function buildAndPush(dir: string, ref: string, ...extra: string[][]): Promise<string> {
   const digestFile = join(dir, '..', `${ref.replace(/\W/g, '_')}.digest`);
   await gantryOk(
     [
@@ -76,10 +77,10 @@ async function buildAndPush(dir: string, ref: string, extra: string[] = []): Pro
       key.key,
       '--provenance',
       '--sbom',
-      ...extra,
+      ...extra.flat(),
       dir,
     ],
-    { env: { ...env, GANTRY_STORE: join(work, 'store') } },
+    { env: { ...env, BUILD_TOKEN: SECRET, GANTRY_STORE: join(work, 'store') } },
   );
   return readFile(digestFile, 'utf8');
 }
@@ -131,7 +132,12 @@ describe('gantry build --sign-by --provenance --sbom', () => {
       files,
     );
     const ref = `${registry.host}/built/app:v1`;
-    const digest = await buildAndPush(dir, ref, ['--build-arg', 'FLAVOUR=spicy']);
+    const digest = await buildAndPush(
+      dir,
+      ref,
+      ['--build-arg', 'FLAVOUR=spicy', '--build-arg', `HTTP_PROXY=http://user:${SECRET}@proxy.example`],
+      ['--secret', 'id=token,env=BUILD_TOKEN'],
+    );
 
     expect((await gantry(['verify', '--key', key.pub, ref])).code).toBe(0);
     const cosignVerify = await cosign(
@@ -163,7 +169,9 @@ describe('gantry build --sign-by --provenance --sbom', () => {
       runDetails: { builder: { id: string }; metadata: { startedOn: string; finishedOn: string } };
     };
     expect(predicate.buildDefinition.externalParameters.dockerfile).toBe('Dockerfile');
+    // Proxy variables may carry credentials and are left out, as BuildKit does; secrets are never recorded.
     expect(predicate.buildDefinition.externalParameters.buildArgs).toEqual({ FLAVOUR: 'spicy' });
+    expect(JSON.stringify(provenance?.statement)).not.toContain(SECRET);
     expect(predicate.buildDefinition.resolvedDependencies).toContainEqual({
       uri: `docker://${baseRef}`,
       name: baseRef,
