@@ -2,16 +2,12 @@
  * cli/keyless-flags: the Sigstore keyless flags shared by the signing commands (`sign`, `attest`: OIDC token
  * sources, Fulcio and Rekor URLs) and the verifying ones (`verify`, `verify-attestation`: certificate identity,
  * OIDC issuer, trusted root), and what they turn into — a keyless signer with its Rekor witness, or a policy.
+ * The Sigstore client (src/sign/keyless.ts) is loaded only when a keyless flag is used, so commands that
+ * merely declare these flags (e.g. `build`) start without it.
  */
 import type { Witness } from '@sigstore/sign';
 import { GantryError } from '../errors/index.js';
-import {
-  type KeylessPolicy,
-  KeylessSigner,
-  loadTrustedRoot,
-  rekorWitness,
-  resolveIdentityToken,
-} from '../sign/keyless.js';
+import type { KeylessPolicy } from '../sign/keyless.js';
 import type { Signer } from '../sign/types.js';
 
 /** Flags of keyless signing, shared by every command that signs. */
@@ -46,6 +42,7 @@ export async function keylessSigning(flags: {
   'fulcio-url'?: string;
   'rekor-url'?: string;
 }): Promise<{ signer: Signer; witnesses: Witness[] }> {
+  const { KeylessSigner, rekorWitness, resolveIdentityToken } = await import('../sign/keyless.js');
   const identityToken = await resolveIdentityToken({
     token: flags['identity-token'],
     tokenEnv: flags['identity-token-env'],
@@ -97,5 +94,6 @@ export async function keylessPolicyFromFlags(flags: {
       'keyless verification needs --trusted-root FILE (the sigstore trusted_root.json of your Fulcio and Rekor)',
     );
   }
+  const { loadTrustedRoot } = await import('../sign/keyless.js');
   return { identity, issuer, trustedRoot: await loadTrustedRoot(root) };
 }
