@@ -70,6 +70,25 @@ afterAll(async () => {
 
 const sigstoreFlags = () => ['--fulcio-url', sigstore.url, '--rekor-url', sigstore.url];
 
+/** `gantry attest` keyless against the mock Sigstore; `extra` replaces the default `--identity-token` source. */
+function attestKeyless(ref: string, extra: string[] = [], env: NodeJS.ProcessEnv = NO_AMBIENT_TOKENS) {
+  const tokenSource = extra.includes('--identity-token-env') ? [] : ['--identity-token', token];
+  return gantryOk(
+    [
+      'attest',
+      '--type',
+      'slsaprovenance',
+      '--predicate',
+      predicate,
+      ...extra,
+      ...tokenSource,
+      ...sigstoreFlags(),
+      ref,
+    ],
+    { env },
+  );
+}
+
 function verifyKeyless(ref: string, identity = IDENTITY, issuer = ISSUER) {
   return gantry([
     'verify-attestation',
@@ -90,20 +109,7 @@ function verifyKeyless(ref: string, identity = IDENTITY, issuer = ISSUER) {
 describe('keyless attest', () => {
   it('signs with a Fulcio certificate and a Rekor entry; verification checks identity and issuer', async () => {
     const ref = await pushFixture(image, registry, 'keyless/given:v1');
-    await gantryOk(
-      [
-        'attest',
-        '--type',
-        'slsaprovenance',
-        '--predicate',
-        predicate,
-        '--identity-token',
-        token,
-        ...sigstoreFlags(),
-        ref,
-      ],
-      { env: NO_AMBIENT_TOKENS },
-    );
+    await attestKeyless(ref);
     const ok = await verifyKeyless(ref);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
@@ -131,22 +137,7 @@ describe('keyless attest', () => {
 
   it('cosign verifies the keyless bundle form against the same trusted root, and rejects another identity', async () => {
     const ref = await pushFixture(image, registry, 'keyless/cosign:v1');
-    await gantryOk(
-      [
-        'attest',
-        '--type',
-        'slsaprovenance',
-        '--predicate',
-        predicate,
-        '--format',
-        'bundle',
-        '--identity-token',
-        token,
-        ...sigstoreFlags(),
-        ref,
-      ],
-      { env: NO_AMBIENT_TOKENS },
-    );
+    await attestKeyless(ref, ['--format', 'bundle']);
     const cosignVerify = (identity: string) =>
       cosign([
         'verify-attestation',
@@ -171,22 +162,7 @@ describe('keyless attest', () => {
 
   it('cosign verifies the keyless .att form (Rekor entry checked offline), and rejects another identity', async () => {
     const ref = await pushFixture(image, registry, 'keyless/cosign-att:v1');
-    await gantryOk(
-      [
-        'attest',
-        '--type',
-        'slsaprovenance',
-        '--predicate',
-        predicate,
-        '--format',
-        'legacy',
-        '--identity-token',
-        token,
-        ...sigstoreFlags(),
-        ref,
-      ],
-      { env: NO_AMBIENT_TOKENS },
-    );
+    await attestKeyless(ref, ['--format', 'legacy']);
     // cosign 2 takes a trusted-root file for bundles only; for the .att form it reads the same keys from these.
     const env = await sigstore.writeCosignEnv(work);
     const cosignVerify = (identity: string) =>
@@ -218,20 +194,10 @@ describe('keyless attest', () => {
       iss: 'https://gitlab.com',
       sub: 'project_path:acme/app:ref_type:branch:ref:main',
     });
-    await gantryOk(
-      [
-        'attest',
-        '--type',
-        'slsaprovenance',
-        '--predicate',
-        predicate,
-        '--identity-token-env',
-        'GITLAB_SIGSTORE_TOKEN',
-        ...sigstoreFlags(),
-        ref,
-      ],
-      { env: { ...NO_AMBIENT_TOKENS, GITLAB_SIGSTORE_TOKEN: gitlabToken } },
-    );
+    await attestKeyless(ref, ['--identity-token-env', 'GITLAB_SIGSTORE_TOKEN'], {
+      ...NO_AMBIENT_TOKENS,
+      GITLAB_SIGSTORE_TOKEN: gitlabToken,
+    });
     const ok = await verifyKeyless(
       ref,
       'project_path:acme/app:ref_type:branch:ref:main',
@@ -270,20 +236,7 @@ describe('keyless attest', () => {
 
   it('a keyless attestation checked with --key is reported as made by another signer', async () => {
     const ref = await pushFixture(image, registry, 'keyless/by-key:v1');
-    await gantryOk(
-      [
-        'attest',
-        '--type',
-        'slsaprovenance',
-        '--predicate',
-        predicate,
-        '--identity-token',
-        token,
-        ...sigstoreFlags(),
-        ref,
-      ],
-      { env: NO_AMBIENT_TOKENS },
-    );
+    await attestKeyless(ref);
     const pub = join(work, 'unrelated.pub');
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     await writeFile(pub, publicKey.export({ format: 'pem', type: 'spki' }));
