@@ -1,7 +1,7 @@
 /**
  * build/builder: `build()` — Dockerfile to image. Parses with the front end, builds only the stages the target
  * needs (each stage waits for the stages it reads, so independent stages build concurrently), dispatches every
- * instruction (metadata into the config, COPY/ADD and RUN through build/steps with the cache), and writes the
+ * instruction (metadata into the config, COPY/ADD through build/copy-step and RUN through build/run-step, both cached), and writes the
  * final config blob. Nothing is exported here: a failing step throws before any output exists.
  */
 import { createHash } from 'node:crypto';
@@ -24,7 +24,8 @@ import { asGantryError, GantryError } from '../errors/index.js';
 import { type Descriptor, type ImageManifest, MediaType, sha256Digest } from '../oci/index.js';
 import { ensureImage } from '../run/image.js';
 import { applyInstruction, type ConfigState, emptyConfig, historyText, type ImageConfig } from './config.js';
-import { copyStep, runStep } from './steps.js';
+import { copyStep } from './copy-step.js';
+import { runStep } from './run-step.js';
 import type { BuildContext, BuildOptions, BuildResult, StageState, StepReport } from './types.js';
 
 interface StageDone extends StageState {
