@@ -24,12 +24,40 @@ export interface IdMaps {
   useHelpers: boolean;
 }
 
-export interface SandboxMount {
+/** A host file or directory bound onto `destination` (volumes, secrets, cache mounts, the build context). */
+export interface BindMount {
+  type?: 'bind';
   source: string;
   /** Absolute path inside the container. */
   destination: string;
   readonly: boolean;
 }
+
+/** A fresh tmpfs that lives only as long as the container. */
+export interface TmpfsMount {
+  type: 'tmpfs';
+  destination: string;
+  /** Size limit in bytes; absent: the kernel's default (half the RAM). */
+  size?: number;
+}
+
+/**
+ * `source` inside the union of image layers, assembled like the root filesystem (overlay, fuse-overlayfs or
+ * a copy) in `scratch`, an empty directory the helper removes with the rest of its scratch space: writes go
+ * there, never into the container's layer.
+ */
+export interface LayersMount {
+  type: 'layers';
+  /** Unpacked layer directories, base first; none gives an empty directory. */
+  layers: string[];
+  /** Absolute path inside the union. */
+  source: string;
+  scratch: string;
+  destination: string;
+  readonly: boolean;
+}
+
+export type SandboxMount = BindMount | TmpfsMount | LayersMount;
 
 export interface SandboxProcess {
   args: string[];

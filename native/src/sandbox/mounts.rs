@@ -1,9 +1,11 @@
 //! Everything mounted into the root filesystem before pivot_root: /proc for the new PID namespace, /dev from
-//! the host's harmless device nodes, /dev/shm, the host's resolv.conf and hosts, and the user's volumes.
+//! the host's harmless device nodes, /dev/shm, the host's resolv.conf and hosts, and the spec's mounts: host
+//! binds, tmpfs, and paths inside a union of image layers (RUN --mount from= a stage or image).
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::spec::{Network, Spec};
+use super::rootfs;
+use super::spec::{Mount, MountKind, Network, Rootfs, Spec};
 use super::sys::{self, Result};
 
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -110,12 +112,50 @@ fn mount_dev(root: &Path) -> Result<()> {
   Ok(())
 }
 
+/// Assembles a `layers` mount's union in its scratch directory (in this mount namespace only) and returns
+/// the union's root. No layers: the empty directory itself.
+fn mount_layers(m: &Mount, spec: &Spec) -> Result<PathBuf> {
+  let scratch = Path::new(m.scratch.as_deref().ok_or_else(|| format!("mount {}: no scratch directory", m.destination))?);
+  let [upper, work, target] = ["upper", "work", "root"].map(|d| scratch.join(d));
+  for d in [&upper, &work, &target] {
+    fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+  }
+  if !m.layers.is_empty() {
+    let str_of = |p: &Path| p.to_str().map(str::to_string).ok_or_else(|| format!("{p:?} is not UTF-8"));
+    let union = Rootfs {
+      mode: spec.rootfs.mode,
+      layers: m.layers.clone(),
+      upper: str_of(&upper)?,
+      work: str_of(&work)?,
+      target: str_of(&target)?,
+    };
+    rootfs::mount_rootfs(&union, spec.isolation)?;
+  }
+  target.canonicalize().map_err(|e| format!("{}: {e}", target.display()))
+}
+
 fn mount_volumes(root: &Path, spec: &Spec) -> Result<()> {
   for m in &spec.mounts {
-    let source = Path::new(&m.source);
     let target = inside(root, &m.destination);
-    if source.is_dir() { ensure_dir(root, &target)? } else { ensure_file(root, &target)? }
-    bind(source, &confined(root, &target, &m.destination)?, m.readonly)?;
+    match m.kind {
+      MountKind::Tmpfs => {
+        ensure_dir(root, &target)?;
+        let size = m.size.map(|s| format!("size={s}"));
+        let flags = libc::MS_NOSUID | libc::MS_NODEV;
+        sys::mount("tmpfs", &confined(root, &target, &m.destination)?, Some("tmpfs"), flags, size.as_deref())?;
+      }
+      MountKind::Bind | MountKind::Layers => {
+        let source = if m.kind == MountKind::Bind {
+          PathBuf::from(&m.source)
+        } else {
+          let union = mount_layers(m, spec)?;
+          // The source must stay inside the union, whatever symlinks the layers hold.
+          confined(&union, &inside(&union, &m.source), &m.source)?
+        };
+        if source.is_dir() { ensure_dir(root, &target)? } else { ensure_file(root, &target)? }
+        bind(&source, &confined(root, &target, &m.destination)?, m.readonly)?;
+      }
+    }
   }
   Ok(())
 }

@@ -56,12 +56,39 @@ pub struct Rootfs {
   pub target: String,
 }
 
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountKind {
+  /// A host file or directory (`source`) bound onto the destination.
+  #[default]
+  Bind,
+  /// A fresh tmpfs of at most `size` bytes.
+  Tmpfs,
+  /// `source` inside the union of `layers`, assembled like the root filesystem (same mode) in `scratch`;
+  /// writes land in `scratch` and never in the container's layer.
+  Layers,
+}
+
 #[derive(Deserialize, Debug, Clone)]
 pub struct Mount {
+  #[serde(rename = "type", default)]
+  pub kind: MountKind,
+  /// Bind: the host path. Layers: the path inside the layers' union.
+  #[serde(default)]
   pub source: String,
   /// Absolute path inside the container.
   pub destination: String,
+  #[serde(default)]
   pub readonly: bool,
+  /// Tmpfs: the size limit in bytes (absent: the kernel's default, half the RAM).
+  #[serde(default)]
+  pub size: Option<u64>,
+  /// Layers: unpacked layer directories, base first.
+  #[serde(default)]
+  pub layers: Vec<String>,
+  /// Layers: an empty directory for the union's upper, work and mount directories.
+  #[serde(default)]
+  pub scratch: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
