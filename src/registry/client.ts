@@ -45,6 +45,11 @@ export interface RegistryClientOptions {
   tlsVerify?: boolean;
   /** containers certs.d layout (`${certDir}/${host}/ca.crt`, client.cert + client.key) or the files directly. */
   certDir?: string;
+  /**
+   * A PEM bundle of CAs trusted in addition to the system roots, read on the first TLS connection. Default
+   * `$GANTRY_EXTRA_CA_CERTS`, which bin/gantry sets from NODE_EXTRA_CA_CERTS (see there for why).
+   */
+  extraCaFile?: string;
   /** Hosts where plain HTTP is allowed; loopback hosts always try HTTPS, then HTTP. */
   insecureRegistries?: string[];
   /** Default 4. */
@@ -79,6 +84,7 @@ export class RegistryClient {
     this.transport = new Transport({
       tlsVerify: options.tlsVerify ?? true,
       certDir: options.certDir,
+      extraCaFile: options.extraCaFile ?? (process.env.GANTRY_EXTRA_CA_CERTS || undefined),
       insecureRegistries: options.insecureRegistries ?? [],
       requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
       userAgent: options.userAgent ?? 'gantry',

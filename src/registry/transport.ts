@@ -7,7 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { type ErrorCode, GantryError } from '../errors/index.js';
 import { isLoopbackRegistry } from '../reference/index.js';
@@ -16,6 +16,7 @@ import { Agent, request } from './undici-parts.js';
 export interface TransportOptions {
   tlsVerify: boolean;
   certDir: string | undefined;
+  extraCaFile: string | undefined;
   insecureRegistries: readonly string[];
   requestTimeoutMs: number;
   userAgent: string;
@@ -31,6 +32,7 @@ export interface SendOptions {
 export type ResponseData = Dispatcher.ResponseData;
 
 interface TlsMaterial {
+  /** CAs trusted in addition to Node's built-in roots. */
   ca?: string[];
   cert?: string;
   key?: string;
@@ -74,13 +76,15 @@ export class Transport {
   }
 
   private async agentFor(host: string): Promise<Agent> {
-    const tls = host === '' ? { rejectUnauthorized: true } : await this.tlsFor(host);
+    const tls: TlsMaterial = host === '' ? { rejectUnauthorized: true } : await this.tlsFor(host);
     const key = JSON.stringify(tls);
     let agent = this.agents.get(key);
     if (!agent) {
+      const { rejectUnauthorized } = tls;
+      const secure = tls.ca || tls.cert ? { secureContext: secureContextFor(tls) } : {};
       agent = new Agent({
         keepAliveTimeout: 30_000,
-        connect: { ...tls, timeout: Math.min(this.options.requestTimeoutMs, 30_000) },
+        connect: { ...secure, rejectUnauthorized, timeout: Math.min(this.options.requestTimeoutMs, 30_000) },
       });
       this.agents.set(key, agent);
     }
@@ -90,11 +94,12 @@ export class Transport {
   private tlsFor(host: string): Promise<TlsMaterial> {
     let material = this.tlsByHost.get(host);
     if (!material) {
-      material = loadTlsMaterial(
-        this.options.certDir,
+      material = loadTlsMaterial({
+        certDir: this.options.certDir,
+        extraCaFile: this.options.extraCaFile,
         host,
-        this.options.tlsVerify && !this.isInsecure(host),
-      );
+        verify: this.options.tlsVerify && !this.isInsecure(host),
+      });
       this.tlsByHost.set(host, material);
       material.catch(() => this.tlsByHost.delete(host));
     }
@@ -104,37 +109,78 @@ export class Transport {
 
 /**
  * TLS material for a host: `${certDir}/${host}/` if it exists (containers certs.d layout), else the files
- * directly in certDir (skopeo --cert-dir). `*.crt` are CAs added to the system roots; `*.cert` + `*.key` are a
- * client certificate pair.
+ * directly in certDir (skopeo --cert-dir). `*.crt` are CAs added to the system roots, as is the extra CA
+ * bundle; `*.cert` + `*.key` are a client certificate pair.
  */
-export async function loadTlsMaterial(
-  certDir: string | undefined,
-  host: string,
-  verify: boolean,
-): Promise<TlsMaterial> {
-  const material: TlsMaterial = { rejectUnauthorized: verify };
-  if (!certDir) return material;
-  let dir = join(certDir, host);
-  let names = await listDir(dir);
-  if (names === undefined) {
+export async function loadTlsMaterial(options: {
+  certDir: string | undefined;
+  extraCaFile: string | undefined;
+  host: string;
+  verify: boolean;
+}): Promise<TlsMaterial> {
+  const { certDir, extraCaFile, host } = options;
+  const material: TlsMaterial = { rejectUnauthorized: options.verify };
+  const extra: string[] = [];
+  if (extraCaFile) {
+    try {
+      extra.push(...certificatesBeyondRoots(await readFile(extraCaFile, 'utf8')));
+    } catch (err) {
+      throw new GantryError('INVALID_ARGUMENT', 'cannot read the extra CA certificates file', {
+        subject: extraCaFile,
+        cause: err,
+      });
+    }
+  }
+  let dir = certDir ? join(certDir, host) : undefined;
+  let names = dir ? await listDir(dir) : [];
+  if (names === undefined && certDir) {
     dir = certDir;
     names = (await listDir(dir)) ?? [];
   }
-  names.sort();
+  names = (names ?? []).sort();
   const cas = names.filter((n) => n.endsWith('.crt'));
-  if (cas.length > 0) {
-    const pems = await Promise.all(cas.map((n) => readFile(join(dir, n), 'utf8')));
-    material.ca = [...rootCertificates, ...pems];
+  for (const pem of await Promise.all(cas.map((n) => readFile(join(dir as string, n), 'utf8')))) {
+    extra.push(pem);
   }
+  if (extra.length > 0) material.ca = extra;
   const cert = names.find((n) => n.endsWith('.cert'));
   if (cert) {
     const keyName = `${cert.slice(0, -'.cert'.length)}.key`;
     if (names.includes(keyName)) {
-      material.cert = await readFile(join(dir, cert), 'utf8');
-      material.key = await readFile(join(dir, keyName), 'utf8');
+      material.cert = await readFile(join(dir as string, cert), 'utf8');
+      material.key = await readFile(join(dir as string, keyName), 'utf8');
     }
   }
   return material;
+}
+
+/**
+ * One secure context per agent: given `ca` as connect options, Node would parse every certificate again for
+ * each socket. Extra CAs are added to a context that starts from Node's root store, whose certificates Node
+ * parsed once per process; passing roots and extras as `ca` instead re-parses all ~140 roots (~50 ms), so
+ * that is only the fallback for a Node without SecureContext#addCACert.
+ */
+function secureContextFor(material: TlsMaterial): SecureContext {
+  const { ca = [], cert, key } = material;
+  const context = createSecureContext({ cert, key });
+  const handle = (context as unknown as { context?: { addCACert?: (pem: string) => void } }).context;
+  if (typeof handle?.addCACert !== 'function') {
+    return createSecureContext({ ca: [...rootCertificates, ...ca], cert, key });
+  }
+  for (const pem of ca) handle.addCACert(pem);
+  return context;
+}
+
+/**
+ * The certificates of a PEM bundle that Node's built-in roots lack. NODE_EXTRA_CA_CERTS often names the whole
+ * system bundle, which repeats the roots; adding only the rest keeps the default (cheap) trust store whenever
+ * nothing is new.
+ */
+export function certificatesBeyondRoots(bundle: string): string[] {
+  const body = (pem: string) => pem.replace(/-----[A-Z ]+-----|\s/g, '');
+  const roots = new Set(rootCertificates.map(body));
+  const pems = bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return pems.filter((pem) => !roots.has(body(pem)));
 }
 
 async function listDir(dir: string): Promise<string[] | undefined> {
