@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-PACKAGES=(docker-registry skopeo umoci uidmap busybox-static apache2-utils openssl buildah ca-certificates zstd attr fuse-overlayfs git bzip2 xz-utils)
+PACKAGES=(docker-registry skopeo umoci uidmap busybox-static apache2-utils openssl buildah ca-certificates zstd attr fuse-overlayfs git bzip2 xz-utils openssh-client)
 
 is_installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
