@@ -24,6 +24,8 @@ export interface CopyEntry {
   /** The source's owner on the host (meaningful for stage roots unpacked as root). */
   uid: number;
   gid: number;
+  /** The entry is a source (or wildcard match) itself, not something found below one: ADD unpacks only these. */
+  match?: boolean;
 }
 
 export interface CopyPlanOptions {
@@ -40,6 +42,10 @@ export interface CopyPlanOptions {
   destExists: boolean;
   /** Names the instruction in errors (`Dockerfile:12`). */
   subject: string;
+  /** The instruction has other sources too (heredocs, URLs): a file source then goes into `dest/`. */
+  toDir?: boolean;
+  /** COPY --parents: keep each match's path (below a `/./` pivot, if any) under dest. */
+  parents?: boolean;
 }
 
 const GLOB_RE = /[*?[]/;
@@ -133,19 +139,64 @@ async function walk(o: CopyPlanOptions, rel: string, dest: string, out: CopyEntr
   }
 }
 
+function notFound(o: CopyPlanOptions, source: string): GantryError {
+  return new GantryError('NOT_FOUND', `source ${JSON.stringify(source)} not found in the build context`, {
+    subject: o.subject,
+  });
+}
+
+/**
+ * COPY --parents (BuildKit): each match keeps its path relative to the source's `/./` pivot (the context root
+ * when there is none) under dest, which is always a directory; the directories on the way are copied with
+ * their own metadata.
+ */
+async function planParents(o: CopyPlanOptions): Promise<CopyEntry[]> {
+  const dest = posix.normalize(o.dest);
+  const out: CopyEntry[] = [];
+  for (const source of o.sources) {
+    const pivot = source.indexOf('/./');
+    const base = pivot < 0 ? '' : relativeSource(source.slice(0, pivot));
+    const baseDepth = base === '' ? 0 : base.split('/').length;
+    const pattern = pivot < 0 ? source : source.slice(pivot + 3);
+    const whole = relativeSource(base === '' ? pattern : `${base}/${pattern}`);
+    const matches = await expandSource(o, whole);
+    if (matches.length === 0 && !GLOB_RE.test(source)) throw notFound(o, source);
+    for (const rel of matches) {
+      const segments = rel === '' ? [] : rel.split('/');
+      const kept = segments.slice(baseDepth);
+      for (let i = 1; i < kept.length; i++) {
+        const dir = [...segments.slice(0, baseDepth), ...kept.slice(0, i)].join('/');
+        const s = await lstat(join(o.root, dir));
+        out.push({
+          source: join(o.root, dir),
+          dest: posix.join(dest, ...kept.slice(0, i)),
+          type: 'dir',
+          mode: s.mode & 0o7777,
+          uid: s.uid,
+          gid: s.gid,
+        });
+      }
+      const entries: CopyEntry[] = [];
+      await walk(o, rel, posix.join(dest, ...kept), entries);
+      if (entries[0]) entries[0].match = true;
+      out.push(...(kept.length === 0 && (o.destExists || dest === '/') ? entries.slice(1) : entries));
+    }
+  }
+  // Two matches may share parents (or one may contain another): the first entry for a path wins.
+  const seen = new Set<string>();
+  return out.filter((e) => !seen.has(e.dest) && seen.add(e.dest));
+}
+
 /** Every entry the instruction copies, parents before children, in a stable order. */
 export async function planCopy(o: CopyPlanOptions): Promise<CopyEntry[]> {
+  if (o.parents) return planParents(o);
   const wildcard = o.sources.some((s) => GLOB_RE.test(s));
-  const toDir = o.dest.endsWith('/') || o.sources.length > 1 || wildcard || o.destIsDir;
+  const toDir = o.dest.endsWith('/') || o.sources.length > 1 || wildcard || o.destIsDir || Boolean(o.toDir);
   const dest = posix.normalize(o.dest);
   const out: CopyEntry[] = [];
   for (const source of o.sources) {
     const matches = await expandSource(o, source);
-    if (matches.length === 0 && !GLOB_RE.test(source)) {
-      throw new GantryError('NOT_FOUND', `source ${JSON.stringify(source)} not found in the build context`, {
-        subject: o.subject,
-      });
-    }
+    if (matches.length === 0 && !GLOB_RE.test(source)) throw notFound(o, source);
     for (const rel of matches) {
       const s = await lstat(join(o.root, rel));
       if (s.isDirectory()) {
@@ -156,7 +207,9 @@ export async function planCopy(o: CopyPlanOptions): Promise<CopyEntry[]> {
         out.push(...(o.destExists || dest === '/' ? entries.slice(1) : entries));
       } else {
         const target = toDir ? posix.join(dest, posix.basename(rel)) : dest;
+        const at = out.length;
         await walk(o, rel, target, out);
+        if (out[at]) (out[at] as CopyEntry).match = true;
       }
     }
   }

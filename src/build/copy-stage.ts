@@ -43,24 +43,44 @@ export interface StageCopyOptions {
 
 const isRoot = () => process.getuid?.() === 0;
 
-/** Stages every entry; returns how many were written. */
-export async function stageCopy(o: StageCopyOptions): Promise<number> {
-  const owners = new Map<string, Owner>();
-  const ensureParents = async (dest: string): Promise<void> => {
-    const parts = posix.dirname(dest).split('/').filter(Boolean);
-    let current = '';
-    for (const part of parts) {
-      current = `${current}/${part}`;
-      const host = join(o.changes, current);
-      if (await lstat(host).catch(() => undefined)) continue;
-      const existing = await o.existingDir(current);
-      const mode = existing?.mode ?? 0o755;
-      await mkdir(host, { mode });
-      await chmodExact(host, mode);
-      // New parents get the --chown owner, as in BuildKit's and Buildah's copiers; existing ones keep theirs.
-      owners.set(host, existing ? { uid: existing.uid, gid: existing.gid } : (o.owner ?? { uid: 0, gid: 0 }));
-    }
+export interface ParentOptions {
+  changes: string;
+  /** Owner of new parents (the --chown owner); root when absent. */
+  owner?: Owner;
+  existingDir: StageCopyOptions['existingDir'];
+  /** Receives each created parent's owner. */
+  owners: Map<string, Owner>;
+}
+
+/**
+ * Creates the missing parents of `dest` (an image path) in the changes directory: the image's own mode and
+ * owner where it has the directory, else 0755 and the --chown owner (as BuildKit's and Buildah's copiers).
+ */
+export async function makeParents(o: ParentOptions, dest: string): Promise<void> {
+  const parts = posix.dirname(dest).split('/').filter(Boolean);
+  let current = '';
+  for (const part of parts) {
+    current = `${current}/${part}`;
+    const host = join(o.changes, current);
+    if (await lstat(host).catch(() => undefined)) continue;
+    const existing = await o.existingDir(current);
+    const mode = existing?.mode ?? 0o755;
+    await mkdir(host, { mode });
+    await chmodExact(host, mode);
+    o.owners.set(host, existing ? { uid: existing.uid, gid: existing.gid } : (o.owner ?? { uid: 0, gid: 0 }));
+  }
+}
+
+/** Stages every entry; returns how many were written. Owners go into `owners` when given, else are applied. */
+export async function stageCopy(o: StageCopyOptions & { owners?: Map<string, Owner> }): Promise<number> {
+  const owners = o.owners ?? new Map<string, Owner>();
+  const parents: ParentOptions = {
+    changes: o.changes,
+    ...(o.owner ? { owner: o.owner } : {}),
+    existingDir: o.existingDir,
+    owners,
   };
+  const ensureParents = (dest: string) => makeParents(parents, dest);
   for (const e of o.entries) {
     await ensureParents(e.dest);
     const host = join(o.changes, e.dest);
@@ -84,7 +104,7 @@ export async function stageCopy(o: StageCopyOptions): Promise<number> {
     const s = await lstat(e.source);
     await lutimes(join(o.changes, e.dest), s.atime, s.mtime);
   }
-  await applyOwners(owners, `${o.changes}.owners`, o.subject);
+  if (!o.owners) await applyOwners(owners, `${o.changes}.owners`, o.subject);
   return o.entries.length;
 }
 

@@ -1,7 +1,10 @@
 /**
  * build/copy-step: COPY and ADD. Plans which files the step copies (from the context after ignore rules, or
- * from another stage or image), keys the step on exactly their content and metadata, and stages them into the
- * changes directory with the owners and modes the instruction asks for. Nothing runs in the container.
+ * from another stage or image; heredocs, URLs and Git repositories through build/add-sources), keys the step
+ * on exactly their content and metadata, and stages them into the changes directory with the owners and modes
+ * the instruction asks for; ADD extracts local tar archives. Nothing runs in the container. `--link` (without
+ * --chmod, as BuildKit) copies onto an empty tree: the layer ignores what the image has at dest, and its key
+ * does not chain on the parent step.
  */
 import { rm } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -12,14 +15,16 @@ import {
   createIgnoreMatcher,
   type IgnoreMatcher,
 } from '../dockerfile/index.js';
-import { GantryError } from '../errors/index.js';
+import { sha256Digest } from '../oci/index.js';
 import { resolveUser } from '../run/user.js';
+import { isArchive } from './add-archive.js';
+import { prepareSources, shownSource, stageSources, unpackInto } from './add-sources.js';
 import { historyText } from './config.js';
-import { fingerprintEntries, planCopy } from './copy-plan.js';
-import { type Owner, stageCopy } from './copy-stage.js';
+import { type CopyEntry, fingerprintEntries, planCopy } from './copy-plan.js';
+import { applyOwners, type Owner, type StageCopyOptions, stageCopy } from './copy-stage.js';
 import { cachedLayerStep, type StepOutcome, where } from './layer-step.js';
-import { flatten, layerDirs, lookup, readImageText } from './lower.js';
-import { fromState } from './sources.js';
+import { layerDirs, lookup, readImageText } from './lower.js';
+import { contextSource, fromSource } from './sources.js';
 import type { BuildContext, StageState } from './types.js';
 
 /** `--chown` to ids: names from the image's /etc/passwd and /etc/group; a lone user also gives the group. */
@@ -38,6 +43,16 @@ function resolveDest(dest: string, workdir: string): { path: string; dir: boolea
   return { path: dir && !path.endsWith('/') ? `${path}/` : path, dir };
 }
 
+function withExcludes(ignore: IgnoreMatcher, excludes: readonly string[]): IgnoreMatcher {
+  if (excludes.length === 0) return ignore;
+  const extra = createIgnoreMatcher(excludes);
+  return {
+    ...ignore,
+    hasExceptions: ignore.hasExceptions || extra.hasExceptions,
+    matches: (p: string) => ignore.matches(p) || extra.matches(p),
+  };
+}
+
 export async function copyStep(
   ctx: BuildContext,
   state: StageState,
@@ -45,105 +60,143 @@ export async function copyStep(
 ): Promise<StepOutcome> {
   const o = ctx.options;
   const subject = where(ctx, instruction.location.line);
-  if (
-    instruction.kind === 'ADD' &&
-    instruction.sources.some((s) => /^[a-z]+:\/\//.test(s) || s.startsWith('git@'))
-  ) {
-    throw new GantryError('INVALID_ARGUMENT', 'ADD from URLs and Git is not supported yet', { subject });
-  }
-  if (instruction.inline.length > 0) {
-    throw new GantryError('INVALID_ARGUMENT', `${instruction.kind} heredocs are not supported yet`, {
-      subject,
-    });
-  }
+  // BuildKit merges a --link layer onto the image only when there is no --chmod; otherwise it copies as usual.
+  const link = instruction.link && !instruction.chmod;
   const dirs = await layerDirs(o.store, state.layers);
   const dest = resolveDest(instruction.dest, state.config.config.WorkingDir ?? '/');
-  const existing = await lookup(dirs, dest.path);
+  const existing = link ? undefined : await lookup(dirs, dest.path);
   const destIsDir = dest.dir || Boolean(existing?.isDirectory());
   const destExists = existing !== undefined;
   const owner = instruction.chown ? await chownIds(dirs, instruction.chown) : undefined;
   const from = instruction.kind === 'COPY' ? instruction.from : undefined;
-  const history = historyText(instruction, undefined);
+  const parents = instruction.kind === 'COPY' && instruction.parents;
+  const unpack = instruction.kind === 'ADD' ? instruction.unpack : undefined;
+  const shown = {
+    ...instruction,
+    sources: [...instruction.sources.map(shownSource), ...instruction.inline.map((d) => `<<${d.name}`)],
+  };
+  const history = historyText(shown, undefined);
   const normalised = JSON.stringify({
     kind: instruction.kind,
-    sources: instruction.sources,
+    sources: instruction.sources.map(shownSource),
+    inline: instruction.inline.map((d) => d.name),
     dest: dest.path,
     owner,
     chmod: instruction.chmod,
     excludes: instruction.excludes,
+    ...(parents ? { parents } : {}),
+    ...(link ? { link } : {}),
+    ...(unpack !== undefined ? { unpack } : {}),
+    ...(instruction.kind === 'ADD' && instruction.keepGitDir ? { keepGitDir: true } : {}),
   });
-  const options: Record<string, string> = {
-    compression: o.compression ?? 'gzip',
-    timestamp: String(o.timestamp ?? ''),
-    destIsDir: String(destIsDir),
-  };
   // Owners read back from the unpacked layers are right when the store was unpacked as root (docs/build.md).
   const existingDir = async (path: string) => {
+    if (link) return undefined;
     const s = await lookup(dirs, path);
     return s?.isDirectory() ? { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid } : undefined;
   };
-  if (from === undefined) {
-    const excludes = instruction.excludes.length > 0 ? createIgnoreMatcher(instruction.excludes) : undefined;
-    const ignore: IgnoreMatcher = excludes
-      ? {
-          ...ctx.ignore,
-          hasExceptions: ctx.ignore.hasExceptions || excludes.hasExceptions,
-          matches: (p: string) => ctx.ignore.matches(p) || excludes.matches(p),
-        }
-      : ctx.ignore;
-    const entries = await planCopy({
-      root: o.contextDir,
-      ignore,
-      sources: instruction.sources,
-      dest: dest.path,
-      destIsDir,
-      destExists,
-      subject,
-    });
-    const files = await fingerprintEntries(entries);
-    const inputs: StepInputs = { parent: state.key, instruction: normalised, env: [], files, options };
-    return cachedLayerStep(ctx, state, inputs, history, async (changes) => {
-      await stageCopy({
-        entries,
-        changes,
-        ...(instruction.chmodSpec ? { chmod: instruction.chmodSpec } : {}),
-        ...(owner ? { owner } : {}),
-        sourceOwner: () => ({ uid: 0, gid: 0 }),
-        existingDir,
-        subject,
-      });
-    });
-  }
-  // From another stage or an image: the source's own key stands for its content, so a hit needs no files.
-  const sourceState = await fromState(ctx, instruction, from, subject);
-  const inputs: StepInputs = {
-    parent: state.key,
-    instruction: normalised,
-    env: [],
-    options: { ...options, source: sourceState.key },
+  const stage: Omit<StageCopyOptions, 'entries' | 'changes' | 'sourceOwner'> = {
+    ...(instruction.chmodSpec ? { chmod: instruction.chmodSpec } : {}),
+    ...(owner ? { owner } : {}),
+    existingDir,
+    subject,
   };
-  return cachedLayerStep(ctx, state, inputs, history, async (changes) => {
-    const root = await flatten(o.store.tmpDir, sourceState.layers);
-    try {
-      const entries = await planCopy({
-        root,
-        sources: instruction.sources,
-        dest: dest.path,
-        destIsDir,
-        destExists,
-        subject,
-      });
-      await stageCopy({
-        entries,
+  const total = instruction.sources.length + instruction.inline.length;
+  const scratch = await o.store.makeScratch('copy-src');
+  try {
+    const prepareOptions = {
+      instruction,
+      dest: dest.path,
+      toDir: dest.dir || destIsDir || total > 1,
+      scratch,
+      mtime: new Date(ctx.createdAt),
+      subject,
+    };
+    const prepared = await prepareSources(prepareOptions);
+    const plan = (root: string, ignore?: IgnoreMatcher) =>
+      prepared.local.length === 0
+        ? Promise.resolve([] as CopyEntry[])
+        : planCopy({
+            root,
+            ...(ignore ? { ignore } : {}),
+            sources: prepared.local,
+            dest: dest.path,
+            destIsDir,
+            destExists,
+            subject,
+            toDir: total > 1,
+            parents,
+          });
+    const stageAll = async (changes: string, entries: CopyEntry[], sourceOwner: (e: CopyEntry) => Owner) => {
+      const owners = new Map<string, Owner>();
+      // ADD extracts a local source that is a tar archive (unless --unpack=false) into dest, as BuildKit.
+      const archives: CopyEntry[] = [];
+      if (instruction.kind === 'ADD' && unpack !== false) {
+        for (const e of entries)
+          if (e.match && e.type === 'file' && (await isArchive(e.source, subject))) archives.push(e);
+      }
+      const plain = entries.filter((e) => !archives.includes(e));
+      if (plain.length > 0) await stageCopy({ ...stage, entries: plain, changes, sourceOwner, owners });
+      for (const a of archives) {
+        await unpackInto(
+          { changes, owners, stage },
+          a.source,
+          posix.relative(o.contextDir, a.source),
+          dest.path,
+        );
+      }
+      await stageSources({
+        prepared,
+        o: prepareOptions,
+        unpackUrls: unpack === true,
         changes,
-        ...(instruction.chmodSpec ? { chmod: instruction.chmodSpec } : {}),
-        ...(owner ? { owner } : {}),
-        sourceOwner: (e) => ({ uid: e.uid, gid: e.gid }),
-        existingDir,
-        subject,
+        owners,
+        stage,
+        destExists,
       });
-    } finally {
-      await rm(root, { recursive: true, force: true });
+      await applyOwners(owners, `${changes}.owners`, subject);
+    };
+    const options: Record<string, string> = {
+      compression: o.compression ?? 'gzip',
+      timestamp: String(o.timestamp ?? ''),
+      destIsDir: String(destIsDir),
+      ...prepared.identities,
+    };
+    const parent = link ? 'link' : state.key;
+    const source =
+      from === undefined ? contextSource(ctx) : await fromSource(ctx, instruction, from, subject);
+    let outcome: StepOutcome;
+    if (source.kind === 'dir') {
+      // The build context or a directory --build-context: keyed on exactly the files copied.
+      const entries = await plan(source.root, withExcludes(source.ignore, instruction.excludes));
+      const files = { ...(await fingerprintEntries(entries)), ...prepared.inlineFiles };
+      const inputs: StepInputs = { parent, instruction: normalised, env: [], files, options };
+      outcome = await cachedLayerStep(ctx, state, inputs, history, (changes) =>
+        stageAll(changes, entries, () => ({ uid: 0, gid: 0 })),
+      );
+    } else {
+      // From another stage or an image: the source's own key stands for its content, so a hit needs no files.
+      const inputs: StepInputs = {
+        parent,
+        instruction: normalised,
+        env: [],
+        files: prepared.inlineFiles,
+        options: { ...options, source: source.state.key },
+      };
+      outcome = await cachedLayerStep(ctx, state, inputs, history, async (changes) => {
+        const tree = await source.open();
+        try {
+          await stageAll(changes, await plan(tree.root), (e) => ({ uid: e.uid, gid: e.gid }));
+        } finally {
+          await tree.close();
+        }
+      });
     }
-  });
+    if (!link) return outcome;
+    // The layer's key ignores the parent, but what follows still depends on everything before it.
+    const key = sha256Digest(JSON.stringify(['link', state.key, outcome.state.key]));
+    return { ...outcome, state: { ...outcome.state, key } };
+  } finally {
+    await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+  }
 }
