@@ -25,6 +25,8 @@ export interface BuildOptions {
   annotations?: Readonly<Record<string, string>>;
   /** `--secret id=..`: readable in RUN --mount=type=secret, never stored. */
   secrets?: Readonly<Record<string, SecretSource>>;
+  /** `--ssh ID[=SOCKET]`: the ssh agent sockets RUN --mount=type=ssh forwards, by id. */
+  ssh?: Readonly<Record<string, string>>;
   noCache?: boolean;
   pull: PullPolicy;
   compression?: Exclude<LayerCompression, 'none'>;
