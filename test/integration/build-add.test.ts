@@ -265,3 +265,140 @@ describe('ADD of local tar archives', () => {
     expect(result.stderr).toContain(message);
   });
 });
+
+describe('ADD of HTTP(S) URLs', () => {
+  const hits = new Map<string, number>();
+  const served = new Map<string, Buffer>();
+  let flaky = 0;
+  let server: Server;
+  let tlsServer: Server;
+  let url: string;
+  let tlsUrl: string;
+  let ca: string;
+  const lastModified = 'Tue, 01 Jan 2030 00:00:00 GMT';
+
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const path = req.url ?? '/';
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    if (path === '/redirect') {
+      res.writeHead(302, { location: '/files/app.txt' }).end();
+    } else if (
+      path === '/auth/x.bin' &&
+      req.headers.authorization !== `Basic ${Buffer.from('alice:s3cret').toString('base64')}`
+    ) {
+      res.writeHead(401).end();
+    } else if (path === '/flaky/once.txt' && flaky++ === 0) {
+      res.writeHead(503).end();
+    } else if (served.has(path)) {
+      res.writeHead(200, { 'last-modified': lastModified }).end(served.get(path));
+    } else {
+      res.writeHead(404).end();
+    }
+  };
+
+  const listen = (s: Server) =>
+    new Promise<number>((resolve) =>
+      s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port)),
+    );
+
+  beforeAll(async () => {
+    served.set('/files/app.txt', Buffer.from('app\n'));
+    served.set('/files/data.tar.gz', Buffer.from('not really a tar, and never extracted\n'));
+    served.set('/', Buffer.from('root\n'));
+    served.set('/auth/x.bin', Buffer.from('secret stuff\n'));
+    served.set('/flaky/once.txt', Buffer.from('flaky\n'));
+    server = createServer(handler);
+    url = `http://127.0.0.1:${await listen(server)}`;
+    const certs = await makeServerCerts(await fresh('certs'));
+    ca = certs.caCertPath;
+    tlsServer = createHttpsServer(
+      { cert: await readFile(certs.certPath), key: await readFile(certs.keyPath) },
+      handler,
+    ) as unknown as Server;
+    tlsUrl = `https://127.0.0.1:${await listen(tlsServer)}`;
+  });
+
+  afterAll(async () => {
+    await new Promise((r) => server.close(r));
+    await new Promise((r) => tlsServer.close(r));
+  });
+
+  const sha256 = (b: Buffer | undefined) =>
+    `sha256:${createHash('sha256')
+      .update(b ?? '')
+      .digest('hex')}`;
+
+  it('downloads with BuildKit names, modes and mtimes, verifies --checksum, and keys the cache on content', async () => {
+    const dockerfile = () =>
+      [
+        'FROM scratch',
+        `ADD ${url}/files/app.txt /srv/`,
+        `ADD --checksum=${sha256(served.get('/files/data.tar.gz'))} ${url}/files/data.tar.gz /dl/`,
+        `ADD ${url}/ /unnamed/`,
+        `ADD --chmod=0644 http://alice:s3cret@${url.slice(7)}/auth/x.bin /x.bin`,
+        `ADD ${url}/flaky/once.txt /flaky.txt`,
+        `ADD ${url}/redirect /redirected/`,
+        '',
+      ].join('\n');
+    const store = await fresh('store');
+    const first = await build(await context(dockerfile()), store);
+    expect(await listing(first.rootfs)).toEqual([
+      'dl drwxr-xr-x 0:0 4096',
+      `dl/data.tar.gz -rw------- 0:0 ${served.get('/files/data.tar.gz')?.length}`,
+      'flaky.txt -rw------- 0:0 6',
+      'redirected drwxr-xr-x 0:0 4096',
+      'redirected/redirect -rw------- 0:0 4',
+      'srv drwxr-xr-x 0:0 4096',
+      'srv/app.txt -rw------- 0:0 4',
+      'unnamed drwxr-xr-x 0:0 4096',
+      'unnamed/__unnamed__ -rw------- 0:0 5',
+      'x.bin -rw-r--r-- 0:0 13',
+    ]);
+    const { stdout: mtime } = await run('stat', ['-c', '%Y', join(first.rootfs, 'srv/app.txt')]);
+    expect(Number(mtime)).toBe(Date.parse(lastModified) / 1000);
+    expect(await readFile(join(first.rootfs, 'x.bin'), 'utf8')).toBe('secret stuff\n');
+    const config = await run('skopeo', ['inspect', '--config', `oci:${first.layout}:t`]);
+    expect(config.stdout).not.toContain('s3cret');
+    expect(config.stdout).toContain('http://***@127.0.0.1');
+
+    // A checksummed URL is not fetched on a hit; the others are fetched and hit on unchanged content.
+    const tarHits = hits.get('/files/data.tar.gz');
+    const again = await build(await context(dockerfile()), store);
+    expect(hits.get('/files/data.tar.gz')).toBe(tarHits);
+    expect(stepLines(again.stderr).filter((l) => l.includes('CACHED ADD'))).toHaveLength(6);
+    served.set('/files/app.txt', Buffer.from('app v2\n'));
+    const changed = await build(await context(dockerfile()), store);
+    expect(stepLines(changed.stderr).filter((l) => l.includes('CACHED ADD'))).toHaveLength(0);
+    expect(stepLines(changed.stderr)[0]).toContain('miss: options changed: url:0');
+    expect(await readFile(join(changed.rootfs, 'srv/app.txt'), 'utf8')).toBe('app v2\n');
+  });
+
+  it('fails closed on a checksum mismatch, naming the URL and line, with nothing written', async () => {
+    const wrong = sha256(Buffer.from('something else'));
+    const ctx = await context(`FROM scratch\nADD --checksum=${wrong} ${url}/files/app.txt /app.txt\n`);
+    const out = join(await fresh('out'), 'layout');
+    const result = await gantry(['build', '-o', `type=oci,dest=${out},name=t`, ctx], {
+      env: { GANTRY_STORE: await fresh('store') },
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(
+      `Dockerfile:2: ADD ${url}/files/app.txt: checksum mismatch: expected ${wrong}`,
+    );
+    await expect(readFile(join(out, 'index.json'))).rejects.toThrow();
+  });
+
+  it('redacts credentials from download errors', async () => {
+    const ctx = await context(`FROM scratch\nADD http://alice:t0ken@${url.slice(7)}/missing.txt /m.txt\n`);
+    const result = await gantry(['build', ctx], { env: { GANTRY_STORE: await fresh('store') } });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('Dockerfile:2');
+    expect(result.stderr).toContain('HTTP 404');
+    expect(result.stderr).not.toContain('t0ken');
+  });
+
+  it('downloads over https from a server whose CA is trusted through NODE_EXTRA_CA_CERTS', async () => {
+    const ctx = await context(`FROM scratch\nADD ${tlsUrl}/files/app.txt /app.txt\n`);
+    const { rootfs } = await build(ctx, await fresh('store'), [], { NODE_EXTRA_CA_CERTS: ca });
+    expect(await readFile(join(rootfs, 'app.txt'), 'utf8')).toMatch(/^app/);
+  });
+});
