@@ -4,7 +4,7 @@
  * allows, with the parent layers as lowerdirs and the changes directory as the upperdir.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { StepInputs } from '../cache/key.js';
 import { type RunInstruction, runEnvironment, type StageVariables } from '../dockerfile/index.js';
@@ -14,23 +14,14 @@ import { runSandbox } from '../sandbox/helper.js';
 import { buildIdMaps } from '../sandbox/idmap.js';
 import { chooseIsolation } from '../sandbox/isolation.js';
 import { probeEnvironment } from '../sandbox/probe.js';
-import type { SandboxMount, SandboxSpec } from '../sandbox/spec.js';
-import { commandArgs, historyText } from './config.js';
+import type { IdMaps, SandboxMount, SandboxSpec } from '../sandbox/spec.js';
+import { historyText } from './config.js';
 import { cachedLayerStep, type StepOutcome, where } from './layer-step.js';
 import { layerDirs, lookup, readImageText } from './lower.js';
+import { PIPES_DIR, runScript } from './run-heredoc.js';
+import { planRunMounts, prepareRunMounts, removeStub } from './run-mounts.js';
 import type { BuildContext, StageState } from './types.js';
 import { mapUpperOwners } from './upper-owners.js';
-
-/** The text of a RUN's mounts for its key: secrets by id and target only, never their values. */
-function mountKey(instruction: RunInstruction): string {
-  return JSON.stringify(
-    instruction.mounts.map((m) => {
-      const mount = m.mount;
-      if (!mount) return m.text;
-      return { type: mount.type, target: mount.target, id: 'id' in mount ? mount.id : undefined };
-    }),
-  );
-}
 
 export async function runStep(
   ctx: BuildContext,
@@ -40,36 +31,43 @@ export async function runStep(
 ): Promise<StepOutcome> {
   const o = ctx.options;
   const subject = where(ctx, instruction.location.line);
-  if (instruction.command.files.length > 0) {
-    throw new GantryError('INVALID_ARGUMENT', 'RUN heredocs are not supported yet', { subject });
-  }
   const c = state.config.config;
-  const args = commandArgs(instruction.command, c.Shell);
+  const script = runScript(instruction.command, c.Shell);
+  const args = script.args;
   const env = runEnvironment(ctx.ir, variables);
   const visible = [...env.env].map(([k, v]) => `${k}=${v}`);
+  const cwd = c.WorkingDir || '/';
+  const plan = await planRunMounts(ctx, instruction, { workdir: cwd, subject });
   const inputs: StepInputs = {
     parent: state.key,
-    instruction: JSON.stringify(args),
+    // A shebang heredoc runs a mounted file: its content is part of the command.
+    instruction: JSON.stringify(script.pipe ? { args, pipe: script.pipe } : args),
     env: visible,
+    ...(Object.keys(plan.files).length > 0 ? { files: plan.files } : {}),
     options: {
       user: c.User ?? '',
       workdir: c.WorkingDir ?? '/',
       network: instruction.network,
-      mounts: mountKey(instruction),
+      mounts: plan.key,
       compression: o.compression ?? 'gzip',
       timestamp: String(o.timestamp ?? ''),
     },
   };
-  return cachedLayerStep(ctx, state, inputs, historyText(instruction, c.Shell), async (changes) => {
+  // History shows the command as run, as BuildKit's does (a heredoc's body, not `<<EOF`).
+  const history = historyText(
+    instruction.command.files.length > 0
+      ? { ...instruction, command: { form: 'exec', args, files: [] } }
+      : instruction,
+    c.Shell,
+  );
+  return cachedLayerStep(ctx, state, inputs, history, async (changes) => {
     const dirs = await layerDirs(o.store, state.layers);
     const user = resolveUser(c.User ?? '', {
       passwd: await readImageText(dirs, '/etc/passwd'),
       group: await readImageText(dirs, '/etc/group'),
     });
-    const cwd = c.WorkingDir || '/';
     if (!(await lookup(dirs, cwd))) await mkdir(join(changes, cwd), { recursive: true, mode: 0o755 });
     const base = join(changes, '..');
-    const mounts = await runMounts(ctx, instruction, base, subject);
     const report = await probeEnvironment({
       scratchDir: join(base, 'probe'),
       cacheFile: join(o.store.root, 'probe-cache.json'),
@@ -78,6 +76,35 @@ export async function runStep(
     const choice = chooseIsolation(report, o.isolation ?? 'auto', { network });
     const paths = { work: join(base, 'work'), target: join(base, 'rootfs'), scratch: join(base, 'helper') };
     for (const d of Object.values(paths)) await mkdir(d);
+    let idMaps: IdMaps | undefined;
+    if (choice.level === 'rootless') {
+      const ranges = report.newuidmap ? report : { subuid: [], subgid: [] };
+      idMaps = buildIdMaps({
+        uid: report.uid,
+        gid: report.gid,
+        subuid: ranges.subuid,
+        subgid: ranges.subgid,
+      }).maps;
+    }
+    if (choice.level === 'none' && (plan.mounts.length > 0 || script.pipe)) {
+      throw new GantryError(
+        'INVALID_ARGUMENT',
+        'RUN mounts need a mount namespace, which --isolation none lacks',
+        {
+          subject,
+        },
+      );
+    }
+    const pipe = script.pipe ? [{ mount: await pipeMount(base, script.pipe), stub: true }] : [];
+    const prepared = await prepareRunMounts(ctx, plan, {
+      base,
+      helperScratch: paths.scratch,
+      ...(idMaps ? { idMaps } : {}),
+      subject,
+    });
+    const mounts = [...pipe, ...prepared.mounts];
+    const sshAuthSock =
+      plan.sshAuthSock && !env.env.has('SSH_AUTH_SOCK') ? [`SSH_AUTH_SOCK=${plan.sshAuthSock}`] : [];
     const spec: SandboxSpec = {
       isolation: choice.level,
       rootfs: { mode: choice.rootfs, layers: dirs, upper: changes, work: paths.work, target: paths.target },
@@ -90,6 +117,8 @@ export async function runStep(
           `PATH=${env.env.get('PATH') ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}`,
           ...visible.filter((e) => !e.startsWith('PATH=')),
           ...[...env.proxy].map(([k, v]) => `${k}=${v}`),
+          ...sshAuthSock,
+          ...prepared.env,
         ],
         cwd,
         uid: user.uid,
@@ -97,17 +126,14 @@ export async function runStep(
         groups: user.groups,
       },
       scratch: paths.scratch,
+      ...(idMaps ? { idMaps } : {}),
     };
-    if (choice.level === 'rootless') {
-      const ranges = report.newuidmap ? report : { subuid: [], subgid: [] };
-      spec.idMaps = buildIdMaps({
-        uid: report.uid,
-        gid: report.gid,
-        subuid: ranges.subuid,
-        subgid: ranges.subgid,
-      }).maps;
+    let result: Awaited<ReturnType<typeof runSandbox>>;
+    try {
+      result = await runSandbox(spec, { logger: o.logger });
+    } finally {
+      await prepared.release();
     }
-    const result = await runSandbox(spec, { logger: o.logger });
     if (result.exitCode !== 0) {
       throw new GantryError(
         'INVALID_ARGUMENT',
@@ -117,70 +143,16 @@ export async function runStep(
     }
     // Mount points the sandbox had to create are not part of the step's output.
     for (const m of mounts) if (m.stub) await removeStub(changes, m.mount.destination);
-    if (spec.idMaps) await mapUpperOwners(changes, spec.idMaps, join(base, 'owners'), subject);
+    if (idMaps) await mapUpperOwners(changes, idMaps, join(base, 'owners'), subject);
   });
 }
 
-/** Removes a mount point (and the empty parents) the sandbox created in the upper directory. */
-async function removeStub(upper: string, destination: string): Promise<void> {
-  await rm(join(upper, destination), { recursive: true, force: true });
-  let dir = posix.dirname(destination);
-  while (dir !== '/') {
-    const removed = await rmdir(join(upper, dir)).then(
-      () => true,
-      () => false,
-    );
-    if (!removed) break;
-    dir = posix.dirname(dir);
-  }
-}
-
-async function runMounts(
-  ctx: BuildContext,
-  instruction: RunInstruction,
-  base: string,
-  subject: string,
-): Promise<{ mount: SandboxMount; stub: boolean }[]> {
-  const out: { mount: SandboxMount; stub: boolean }[] = [];
-  for (const flag of instruction.mounts) {
-    const m = flag.mount;
-    if (!m) continue;
-    if (m.type === 'secret') {
-      const id = m.id ?? posix.basename(m.target ?? '');
-      const source = ctx.options.secrets?.[id];
-      if (!source) {
-        if (m.required)
-          throw new GantryError('INVALID_ARGUMENT', `secret ${id} was not given (--secret id=${id},...)`, {
-            subject,
-          });
-        continue;
-      }
-      let file: string;
-      if ('file' in source) file = source.file;
-      else {
-        file = join(base, `secret-${out.length}`);
-        await writeFile(file, process.env[source.env] ?? '', { mode: 0o600 });
-      }
-      out.push({
-        mount: { source: file, destination: m.target ?? `/run/secrets/${id}`, readonly: true },
-        stub: true,
-      });
-    } else if (m.type === 'cache') {
-      const target = m.target as string;
-      const id = m.id ?? target;
-      const dir = join(
-        ctx.options.store.root,
-        'cache',
-        'mounts',
-        Buffer.from(id).toString('hex').slice(0, 200),
-      );
-      await mkdir(dir, { recursive: true, mode: 0o755 });
-      out.push({ mount: { source: dir, destination: target, readonly: m.readOnly }, stub: true });
-    } else {
-      throw new GantryError('INVALID_ARGUMENT', `RUN --mount=type=${m.type} is not supported yet`, {
-        subject,
-      });
-    }
-  }
-  return out;
+/** The read-only directory holding a shebang heredoc's file (mode 0755), mounted at /dev/pipes. */
+async function pipeMount(base: string, pipe: { name: string; content: string }): Promise<SandboxMount> {
+  const dir = join(base, 'pipes');
+  await mkdir(dir, { mode: 0o755 });
+  const file = join(dir, posix.basename(pipe.name));
+  await writeFile(file, pipe.content);
+  await chmod(file, 0o755);
+  return { source: dir, destination: PIPES_DIR, readonly: true };
 }

@@ -386,3 +386,11 @@ async function signAndAttest(
     }
   }
 }
+import { parseSsh } from '../../build/ssh-agent.js';
+  ssh: {
+    type: 'string',
+    multiple: true,
+    valueName: 'default|ID[=SOCKET]',
+    description: 'forward an ssh agent ($SSH_AUTH_SOCK for default) to RUN --mount=type=ssh',
+  },
+      ssh: Object.fromEntries((f.ssh ?? []).map((s) => parseSsh(s, process.env))),

@@ -1,0 +1,412 @@
+/**
+ * build/run-mounts: a RUN's `--mount` flags, in two phases. `planRunMounts` resolves each mount as BuildKit's
+ * dispatchRunMounts does (targets against WORKDIR, default ids, the stage or image a `from=` names, the
+ * context files a bind takes after .dockerignore) into what the step's cache key needs: every option that
+ * changes the result, the bound context files' fingerprints, the source stage's key; secrets and ssh agents
+ * by id only. On a cache miss `prepareRunMounts` makes what the sandbox mounts; `removeStub` then clears the
+ * mount points the sandbox had to create, so they never reach the layer.
+ */
+import {
+  chmod,
+  copyFile,
+  lstat,
+  lutimes,
+  mkdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import type { CacheSharing, RunInstruction, RunMount } from '../dockerfile/index.js';
+import { GantryError } from '../errors/index.js';
+import type { IdMaps, SandboxMount } from '../sandbox/spec.js';
+import { acquireCacheMount, type CacheSeed } from './cache-mount.js';
+import { type CopyEntry, fingerprintEntries, planCopy } from './copy-plan.js';
+import { flatten, layerDirs, lookup } from './lower.js';
+import { fromState } from './sources.js';
+import { forwardAgent } from './ssh-agent.js';
+import type { BuildContext, StageState } from './types.js';
+
+/** A path inside a stage or image (`from=`). */
+interface StageSource {
+  state: StageState;
+  /** Absolute path inside the stage's filesystem. */
+  path: string;
+}
+
+type PlannedMount =
+  | {
+      type: 'bind';
+      target: string;
+      readonly: boolean;
+      /** From the context: the context-relative source and exactly the entries it holds after ignore rules. */
+      context?: { rel: string; isDir: boolean; entries: CopyEntry[] };
+      stage?: StageSource;
+    }
+  | { type: 'tmpfs'; target: string; size?: number }
+  | {
+      type: 'cache';
+      target: string;
+      readonly: boolean;
+      id: string;
+      sharing: CacheSharing;
+      uid: number;
+      gid: number;
+      mode: number;
+      explicitOwner: boolean;
+      seed?: StageSource;
+    }
+  | { type: 'secret'; id: string; target?: string; env?: string; required: boolean }
+  | { type: 'ssh'; id: string; target: string; required: boolean; mode: number };
+
+export interface RunMountPlan {
+  mounts: PlannedMount[];
+  /** The mounts' part of the step's key (JSON). */
+  key: string;
+  /** Fingerprints of bound context files, by `mount <target>:<path>`, for the key and --explain-cache. */
+  files: Record<string, string>;
+  /** `SSH_AUTH_SOCK` for the first ssh mount, as BuildKit sets it (unless the step's env already does). */
+  sshAuthSock?: string;
+}
+
+/** Go's path.Clean: no `.`, `..` or doubled or trailing slashes. */
+const clean = (p: string): string => posix.normalize(p).replace(/(.)\/$/, '$1');
+/** Cleans a `source=` value to an absolute path (`..` cannot climb above `/`). */
+const absolute = (p: string | undefined): string => clean(`/${p ?? ''}`);
+
+function resolveTarget(m: RunMount, workdir: string, subject: string): string {
+  if (!m.target) {
+    throw new GantryError('INVALID_ARGUMENT', `RUN --mount=type=${m.type} needs a target`, { subject });
+  }
+  const target = absolute(posix.isAbsolute(m.target) ? m.target : posix.join(workdir || '/', m.target));
+  if (target === '/')
+    throw new GantryError('INVALID_ARGUMENT', `invalid mount target "${m.target}"`, { subject });
+  return target;
+}
+
+async function stageSource(
+  ctx: BuildContext,
+  instruction: RunInstruction,
+  m: RunMount,
+  subject: string,
+): Promise<StageSource | undefined> {
+  if (m.from === undefined) return undefined;
+  return { state: await fromState(ctx, instruction, m.from, subject), path: absolute(m.source) };
+}
+
+async function contextSource(ctx: BuildContext, m: RunMount, subject: string) {
+  const rel = absolute(m.source).slice(1);
+  const entries = await planCopy({
+    root: ctx.options.contextDir,
+    ignore: ctx.ignore,
+    sources: [`/${rel}`],
+    dest: '/',
+    destIsDir: true,
+    destExists: true,
+    subject,
+  });
+  const isDir = (await lstat(join(ctx.options.contextDir, rel))).isDirectory();
+  return { rel, isDir, entries };
+}
+
+/** Resolves every mount of the (expanded) instruction; see the file comment. */
+export async function planRunMounts(
+  ctx: BuildContext,
+  instruction: RunInstruction,
+  o: { workdir: string; subject: string },
+): Promise<RunMountPlan> {
+  const mounts: PlannedMount[] = [];
+  const files: Record<string, string> = {};
+  let sshCount = 0;
+  for (const flag of instruction.mounts) {
+    const m = flag.mount;
+    if (!m) continue;
+    if (m.type === 'secret') {
+      // BuildKit: source names the secret before id; the target's base name is the last resort.
+      const id = m.source ?? m.id ?? posix.basename(m.target ?? '');
+      const target = m.target ?? (m.env === undefined ? `/run/secrets/${posix.basename(id)}` : undefined);
+      mounts.push({
+        type: 'secret',
+        id,
+        required: m.required,
+        ...(target === undefined ? {} : { target: absolute(target) }),
+        ...(m.env === undefined ? {} : { env: m.env }),
+      });
+    } else if (m.type === 'ssh') {
+      if (m.source !== undefined)
+        throw new GantryError('INVALID_ARGUMENT', 'ssh does not support source', { subject: o.subject });
+      const target = m.target ? absolute(m.target) : `/run/buildkit/ssh_agent.${sshCount}`;
+      sshCount++;
+      mounts.push({
+        type: 'ssh',
+        id: m.id ?? 'default',
+        target,
+        required: m.required,
+        mode: m.mode ?? 0o600,
+      });
+    } else if (m.type === 'tmpfs') {
+      const target = resolveTarget(m, o.workdir, o.subject);
+      mounts.push({ type: 'tmpfs', target, ...(m.size === undefined ? {} : { size: m.size }) });
+    } else if (m.type === 'cache') {
+      const target = resolveTarget(m, o.workdir, o.subject);
+      const seed = await stageSource(ctx, instruction, m, o.subject);
+      mounts.push({
+        type: 'cache',
+        target,
+        readonly: m.readOnly,
+        // The default id is the target as written, cleaned (not resolved against WORKDIR), as in BuildKit.
+        id: m.id ?? clean(m.target as string),
+        sharing: m.sharing ?? 'shared',
+        uid: m.uid ?? 0,
+        gid: m.gid ?? 0,
+        mode: m.mode ?? 0o755,
+        explicitOwner: m.uid !== undefined || m.gid !== undefined || m.mode !== undefined,
+        ...(seed ? { seed } : {}),
+      });
+    } else {
+      const target = resolveTarget(m, o.workdir, o.subject);
+      const stage = await stageSource(ctx, instruction, m, o.subject);
+      if (stage) {
+        mounts.push({ type: 'bind', target, readonly: m.readOnly, stage });
+        continue;
+      }
+      const context = await contextSource(ctx, m, o.subject);
+      const fingerprints = await fingerprintEntries(context.entries);
+      for (const [path, print] of Object.entries(fingerprints)) files[`mount ${target}:${path}`] = print;
+      mounts.push({ type: 'bind', target, readonly: m.readOnly, context });
+    }
+  }
+  const key = JSON.stringify(
+    mounts.map((p) => {
+      if (p.type === 'bind') {
+        return {
+          type: p.type,
+          target: p.target,
+          readonly: p.readonly,
+          // Context content enters through `files`.
+          source: p.stage ? { stage: p.stage.state.key, path: p.stage.path } : `context:/${p.context?.rel}`,
+        };
+      }
+      if (p.type === 'cache') {
+        const { seed, ...rest } = p;
+        return seed ? { ...rest, seed: { stage: seed.state.key, path: seed.path } } : rest;
+      }
+      return p;
+    }),
+  );
+  const ssh = mounts.find((p) => p.type === 'ssh');
+  return { mounts, key, files, ...(ssh ? { sshAuthSock: ssh.target } : {}) };
+}
+
+export interface PreparedMount {
+  mount: SandboxMount;
+  /** The sandbox may create the mount point: remove it from the layer afterwards. */
+  stub: boolean;
+}
+
+export interface PreparedMounts {
+  mounts: PreparedMount[];
+  /** `KEY=value` for secrets given as environment variables. */
+  env: string[];
+  /** Unlocks cache mounts and stops agent forwarding; call after the RUN, however it ended. */
+  release(): Promise<void>;
+}
+
+export interface PrepareOptions {
+  /** Step scratch space for files gantry writes (secrets from variables, filtered context copies). */
+  base: string;
+  /** The helper's scratch directory, removed inside the user namespace: for what the container may write. */
+  helperScratch: string;
+  idMaps?: IdMaps;
+  subject: string;
+}
+
+/** Copies the planned context entries into `dir` (modes and mtimes kept): a context without ignored files. */
+async function stageContext(entries: readonly CopyEntry[], dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  for (const e of entries) {
+    const host = join(dir, e.dest);
+    await mkdir(posix.dirname(host), { recursive: true, mode: 0o755 });
+    if (e.type === 'dir') await mkdir(host, { recursive: true });
+    else if (e.type === 'symlink') await symlink(await readlink(e.source), host);
+    else await copyFile(e.source, host);
+    if (e.type !== 'symlink') await chmod(host, e.mode);
+    const s = await lstat(e.source);
+    await lutimes(host, s.atime, s.mtime);
+  }
+}
+
+/** Makes what the sandbox mounts for a planned RUN (on a cache miss). */
+export async function prepareRunMounts(
+  ctx: BuildContext,
+  plan: RunMountPlan,
+  o: PrepareOptions,
+): Promise<PreparedMounts> {
+  const out: PreparedMount[] = [];
+  const env: string[] = [];
+  const releases: (() => Promise<void>)[] = [];
+  const release = async () => {
+    for (const r of releases.reverse()) await r();
+  };
+  const store = ctx.options.store;
+  try {
+    for (const [i, p] of plan.mounts.entries()) {
+      const scratch = join(o.helperScratch, `mount-${i}`);
+      if (p.type === 'secret') {
+        const source = ctx.options.secrets?.[p.id];
+        if (!source) {
+          if (p.required) {
+            throw new GantryError(
+              'INVALID_ARGUMENT',
+              `secret ${p.id} was not given (--secret id=${p.id},...)`,
+              {
+                subject: o.subject,
+              },
+            );
+          }
+          continue;
+        }
+        const value = 'file' in source ? undefined : (process.env[source.env] ?? '');
+        if (p.env !== undefined) {
+          env.push(`${p.env}=${'file' in source ? await readFile(source.file, 'utf8') : value}`);
+        }
+        if (p.target === undefined) continue;
+        let file: string;
+        if ('file' in source) file = source.file;
+        else {
+          file = join(o.base, `secret-${i}`);
+          await writeFile(file, value ?? '', { mode: 0o600 });
+        }
+        out.push({ mount: { source: file, destination: p.target, readonly: true }, stub: true });
+      } else if (p.type === 'ssh') {
+        const agent = ctx.options.ssh?.[p.id];
+        if (!agent) {
+          if (p.required) {
+            throw new GantryError(
+              'INVALID_ARGUMENT',
+              `ssh agent ${p.id} was not given (--ssh ${p.id}[=SOCKET])`,
+              {
+                subject: o.subject,
+              },
+            );
+          }
+          continue;
+        }
+        const forward = await forwardAgent({ id: p.id, agent, mode: p.mode, subject: o.subject });
+        releases.push(forward.close);
+        out.push({ mount: { source: forward.socket, destination: p.target, readonly: false }, stub: true });
+      } else if (p.type === 'tmpfs') {
+        out.push({
+          mount: { type: 'tmpfs', destination: p.target, ...(p.size === undefined ? {} : { size: p.size }) },
+          stub: true,
+        });
+      } else if (p.type === 'cache') {
+        const seedFrom = p.seed;
+        const seed: CacheSeed = seedFrom
+          ? {
+              kind: 'copy',
+              identity: `${seedFrom.state.key}:${seedFrom.path}`,
+              fill: async (dir) => {
+                const flat = await flatten(store.tmpDir, seedFrom.state.layers);
+                try {
+                  await rename(join(flat, seedFrom.path), dir).catch((cause) => {
+                    throw new GantryError('NOT_FOUND', `cache mount source ${seedFrom.path} not found`, {
+                      subject: o.subject,
+                      cause,
+                    });
+                  });
+                } finally {
+                  await rm(flat, { recursive: true, force: true });
+                }
+              },
+            }
+          : { kind: 'empty', uid: p.uid, gid: p.gid, mode: p.mode };
+        const lease = await acquireCacheMount({
+          root: join(store.root, 'cache', 'mounts'),
+          id: p.id,
+          seed,
+          explicitOwner: p.explicitOwner,
+          sharing: p.sharing,
+          ...(o.idMaps ? { idMaps: o.idMaps } : {}),
+          subject: o.subject,
+        });
+        releases.push(lease.release);
+        out.push({ mount: { source: lease.dir, destination: p.target, readonly: p.readonly }, stub: true });
+      } else if (p.stage) {
+        const dirs = await layerDirs(store, p.stage.state.layers);
+        if (p.stage.path !== '/' && !(await lookup(dirs, p.stage.path))) {
+          throw new GantryError('NOT_FOUND', `mount source ${p.stage.path} not found in the stage or image`, {
+            subject: o.subject,
+          });
+        }
+        await mkdir(scratch);
+        out.push({
+          mount: {
+            type: 'layers',
+            layers: dirs,
+            source: p.stage.path,
+            scratch,
+            destination: p.target,
+            readonly: p.readonly,
+          },
+          stub: true,
+        });
+      } else {
+        const c = p.context as NonNullable<typeof p.context>;
+        // Ignored files must not be visible: with ignore rules the mount is a copy of exactly the planned files.
+        let root = ctx.options.contextDir;
+        let inner = `/${c.rel}`;
+        if (ctx.ignore.patterns.length > 0) {
+          root = join(o.base, `context-${i}`);
+          await stageContext(c.entries, root);
+          inner = c.isDir ? '/' : `/${posix.basename(c.rel)}`;
+        }
+        if (p.readonly) {
+          out.push({
+            mount: { source: join(root, inner), destination: p.target, readonly: true },
+            stub: true,
+          });
+        } else {
+          // Writable: a union over the context whose writes stay in scratch space, discarded after the RUN.
+          await mkdir(scratch);
+          out.push({
+            mount: {
+              type: 'layers',
+              layers: [root],
+              source: inner,
+              scratch,
+              destination: p.target,
+              readonly: false,
+            },
+            stub: true,
+          });
+        }
+      }
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  // A mount inside another one's target is mounted after it.
+  const depth = (m: PreparedMount) => m.mount.destination.split('/').length;
+  out.sort((a, b) => depth(a) - depth(b));
+  return { mounts: out, env, release };
+}
+
+/** Removes a mount point (and the empty parents) the sandbox created in the upper directory. */
+export async function removeStub(upper: string, destination: string): Promise<void> {
+  await rm(join(upper, destination), { recursive: true, force: true });
+  let dir = posix.dirname(destination);
+  while (dir !== '/') {
+    const removed = await rmdir(join(upper, dir)).then(
+      () => true,
+      () => false,
+    );
+    if (!removed) break;
+    dir = posix.dirname(dir);
+  }
+}
