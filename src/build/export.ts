@@ -41,6 +41,8 @@ export function builtImageSource(result: BuildResult, cache: LocalCache): ImageS
         throw new GantryError('NOT_FOUND', `blob ${descriptor.digest} is not part of the build`, {
           subject: 'build',
         });
+      // Layers lazily imported from a --cache-from image are fetched only when a destination lacks them.
+      if (path === cache.blobPath(descriptor.digest)) await cache.ensureBlob(descriptor.digest);
       return createReadStream(path, { start: options?.offset ?? 0 });
     },
     async listAttachments() {

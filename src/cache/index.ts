@@ -7,5 +7,6 @@ export {
   LocalCache,
   type PruneOptions,
   type PruneResult,
+  type RemoteBlobs,
 } from './local.js';
-export { CACHE_CONFIG_TYPE, exportCache, importCache } from './registry.js';
+export { CACHE_CONFIG_TYPE, exportCache, type ImportedCache, importCache } from './registry.js';

@@ -26,6 +26,16 @@ export interface CacheRecord {
   layer?: CachedLayer;
 }
 
+/**
+ * Blobs another place (a `--cache-from` image) can supply on demand: `get` finds a record whose blob is only
+ * there, and `ensureBlob` fetches it into the cache the first time a step needs its bytes.
+ */
+export interface RemoteBlobs {
+  has(digest: string): boolean;
+  /** Writes the blob, digest-checked, to `file`. */
+  fetch(digest: string, file: string): Promise<void>;
+}
+
 export interface PruneOptions {
   /** Remove every record (else only the least recently used beyond `maxBytes`). */
   all?: boolean;
@@ -49,7 +59,47 @@ export function defaultCacheBound(env: NodeJS.ProcessEnv = process.env): number 
 const hexOf = (key: string) => digestHex(assertDigest(key, 'cache key'));
 
 export class LocalCache {
+  private readonly remotes: RemoteBlobs[] = [];
+  private readonly fetching = new Map<string, Promise<string>>();
+  /** Blobs fetched from remotes by this process. */
+  fetched = 0;
+
   private constructor(readonly root: string) {}
+
+  /** Makes `remote`'s blobs count as available; they are fetched by `ensureBlob` when needed. */
+  addRemote(remote: RemoteBlobs): void {
+    this.remotes.push(remote);
+  }
+
+  /** Whether the blob is here or can be fetched from a remote. */
+  async canGetBlob(digest: string): Promise<boolean> {
+    return (await this.hasBlob(digest)) || this.remotes.some((r) => r.has(digest));
+  }
+
+  /** The blob's path, fetching it from a remote first when it is not here (once, however many ask). */
+  async ensureBlob(digest: string): Promise<string> {
+    if (await this.hasBlob(digest)) return this.blobPath(digest);
+    let p = this.fetching.get(digest);
+    if (!p) {
+      p = this.fetchBlob(digest);
+      this.fetching.set(digest, p);
+      p.catch(() => this.fetching.delete(digest));
+    }
+    return p;
+  }
+
+  private async fetchBlob(digest: string): Promise<string> {
+    const remote = this.remotes.find((r) => r.has(digest));
+    if (!remote) throw new GantryError('NOT_FOUND', 'blob is not in the build cache', { subject: digest });
+    const temp = this.tempPath('fetch');
+    try {
+      await remote.fetch(digest, temp);
+      this.fetched++;
+      return await this.adoptBlob(temp, digest);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
 
   static async open(storeRoot: string): Promise<LocalCache> {
     const cache = new LocalCache(join(storeRoot, 'cache'));
@@ -86,7 +136,7 @@ export class LocalCache {
     );
   }
 
-  /** The record for `key` when it and its blob are complete; touches it for LRU. */
+  /** The record for `key` when its blob is here or a remote has it; touches it for LRU. */
   async get(key: string): Promise<CacheRecord | undefined> {
     const file = join(this.root, 'records', `${hexOf(key)}.json`);
     let record: CacheRecord;
@@ -96,7 +146,7 @@ export class LocalCache {
       return undefined;
     }
     if (record.key !== key) return undefined;
-    if (record.layer && !(await this.hasBlob(record.layer.digest))) return undefined;
+    if (record.layer && !(await this.canGetBlob(record.layer.digest))) return undefined;
     const now = new Date();
     await utimes(file, now, now).catch(() => undefined);
     return record;

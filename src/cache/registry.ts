@@ -2,12 +2,11 @@
  * cache/registry: `--cache-to` / `--cache-from`. The cache of one build is a plain OCI image manifest under a
  * tag (so it works on registries without OCI 1.1 referrers or artifactType support): its config blob is JSON
  * holding the step records, its layers are the layer blobs those records name. Exporting goes through the copy
- * engine (a registry receives only blobs it lacks); importing writes the records and digest-checked blobs into
- * the local cache. Format: docs/cache-format.md.
+ * engine (a registry receives only blobs it lacks); importing writes the records into the local cache and
+ * fetches each layer blob (digest-checked) only when the build needs it. Format: docs/cache-format.md.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { copyImage } from '../copy/index.js';
@@ -67,7 +66,8 @@ export async function exportCache(
         const { Readable } = await import('node:stream');
         return Readable.from([configBytes.subarray(options?.offset ?? 0)]);
       }
-      return createReadStream(o.cache.blobPath(d.digest), { start: options?.offset ?? 0 });
+      // A layer imported lazily from a --cache-from image is fetched only if the destination lacks it.
+      return createReadStream(await o.cache.ensureBlob(d.digest), { start: options?.offset ?? 0 });
     },
     listAttachments: async () => [],
     close: async () => undefined,
@@ -88,14 +88,25 @@ async function readAll(stream: Readable, limit: number, subject: string): Promis
   return Buffer.concat(chunks);
 }
 
+/** A `--cache-from` image whose records are in the local cache and whose layers are fetched on demand. */
+export interface ImportedCache {
+  /** Step records imported. */
+  records: number;
+  /** Layer blobs the cache image offers. */
+  layers: number;
+  /** Closes the connection to the cache image; later fetches fail. */
+  close(): Promise<void>;
+}
+
 /**
- * Imports the cache at `ref` into the local cache; returns how many records it brought. A missing cache is
- * not an error (the first build of a branch has none): it logs and returns 0.
+ * Imports the cache at `ref` into the local cache: the step records now, each layer only when a step needs
+ * its bytes (a later miss builds on it, a COPY --from reads it, or an output holds it), through
+ * `LocalCache.ensureBlob`. A missing cache is not an error (the first build of a branch has none).
  */
 export async function importCache(
   ref: string,
   o: { cache: LocalCache; registry: RegistryClient; logger: Logger },
-): Promise<number> {
+): Promise<ImportedCache> {
   let source: ImageSource;
   let raw: RawManifest;
   try {
@@ -104,7 +115,7 @@ export async function importCache(
   } catch (err) {
     if (isGantryError(err, 'NOT_FOUND')) {
       o.logger.info(`no build cache at ${ref} yet`);
-      return 0;
+      return { records: 0, layers: 0, close: async () => undefined };
     }
     throw err;
   }
@@ -118,27 +129,29 @@ export async function importCache(
       throw new GantryError('DIGEST_MISMATCH', 'cache config does not match its digest', { subject: ref });
     }
     const config = JSON.parse(configBytes.toString('utf8')) as CacheConfig;
-    for (const layer of manifest.layers) {
-      if (await o.cache.hasBlob(layer.digest)) continue;
-      const temp = o.cache.tempPath('pull');
-      const hash = createHash('sha256');
-      try {
-        const stream = await source.getBlob(layer);
-        stream.on('data', (c: Buffer) => hash.update(c));
-        await pipeline(stream, createWriteStream(temp));
-        if (`sha256:${hash.digest('hex')}` !== layer.digest) {
-          throw new GantryError('DIGEST_MISMATCH', 'cache layer does not match its digest', {
-            subject: layer.digest,
-          });
-        }
-        await o.cache.adoptBlob(temp, layer.digest);
-      } finally {
-        await rm(temp, { force: true });
-      }
-    }
+    const layers = new Map(manifest.layers.map((l) => [l.digest, l]));
+    const open = source;
+    o.cache.addRemote({
+      has: (digest) => layers.has(digest),
+      fetch: (digest, file) => fetchVerified(open, layers.get(digest) as Descriptor, file),
+    });
     for (const record of config.records) await o.cache.put(record);
-    return config.records.length;
-  } finally {
+    return { records: config.records.length, layers: layers.size, close: () => open.close() };
+  } catch (err) {
     await source.close();
+    throw err;
+  }
+}
+
+/** Streams one blob to `file`, failing unless it hashes to its digest. */
+async function fetchVerified(source: ImageSource, layer: Descriptor, file: string): Promise<void> {
+  const hash = createHash('sha256');
+  const stream = await source.getBlob(layer);
+  stream.on('data', (c: Buffer) => hash.update(c));
+  await pipeline(stream, createWriteStream(file));
+  if (`sha256:${hash.digest('hex')}` !== layer.digest) {
+    throw new GantryError('DIGEST_MISMATCH', 'cache layer does not match its digest', {
+      subject: layer.digest,
+    });
   }
 }

@@ -4,10 +4,12 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Witness } from '@sigstore/sign';
 import { parseOutput, parsePairs, parseSecret, parseTimestamp, registryOutputs } from '../../build/flags.js';
 import { type BuildResult, build, exportImage, type StepReport } from '../../build/index.js';
+import { parseSsh } from '../../build/ssh-agent.js';
 import {
   type CacheRecord,
   defaultCacheBound,
   exportCache,
+  type ImportedCache,
   importCache,
   LocalCache,
 } from '../../cache/index.js';
@@ -71,6 +73,12 @@ const flags = {
     multiple: true,
     valueName: 'id=ID,src=FILE|env=VAR',
     description: 'a secret for RUN --mount=type=secret',
+  },
+  ssh: {
+    type: 'string',
+    multiple: true,
+    valueName: 'default|ID[=SOCKET]',
+    description: 'forward an ssh agent ($SSH_AUTH_SOCK for default) to RUN --mount=type=ssh',
   },
   output: {
     type: 'string',
@@ -169,9 +177,13 @@ export const command: Command = {
     const startedOn = new Date();
     const registry = registryClientFromFlags(f, '', out.logger);
     const explain = Boolean(f['explain-cache']);
+    const imported: ImportedCache[] = [];
     for (const ref of f['cache-from'] ?? []) {
-      const n = await importCache(ref, { cache, registry, logger: out.logger });
-      out.logger.info(`imported ${n} cached steps from ${ref}`);
+      const cacheImage = await importCache(ref, { cache, registry, logger: out.logger });
+      imported.push(cacheImage);
+      out.logger.info(
+        `imported ${cacheImage.records} cached steps from ${ref} (layers are fetched when needed)`,
+      );
     }
     const buildArgs = resolveBuildArgs({
       args: f['build-arg'] ?? [],
@@ -186,6 +198,7 @@ export const command: Command = {
       labels: parsePairs(f.label, '--label'),
       annotations: parsePairs(f.annotation, '--annotation'),
       secrets: Object.fromEntries((f.secret ?? []).map(parseSecret)),
+      ssh: Object.fromEntries((f.ssh ?? []).map((s) => parseSsh(s, process.env))),
       noCache: Boolean(f['no-cache']),
       pull: parseChoice<PullPolicy>('pull', f.pull, ['missing', 'always', 'never'], 'missing'),
       compression: parseChoice('compression', f.compression, ['gzip', 'zstd'] as const, 'gzip'),
@@ -225,6 +238,7 @@ export const command: Command = {
         startedOn,
         timestamp: parseTimestamp(f.timestamp, process.env),
         store,
+        cache,
         registry,
         out,
       });
@@ -237,6 +251,8 @@ export const command: Command = {
       }
       await exportCache(records, f['cache-to'], { cache, registry, logger: out.logger });
     }
+    for (const cacheImage of imported) await cacheImage.close();
+    if (imported.length > 0) out.logger.info(`fetched ${cache.fetched} cached layers`);
     await cache.prune({ maxBytes: defaultCacheBound() });
     const digest = [...exported.values()][0]?.digest ?? result.manifest.digest;
     if (f.iidfile) await writeFile(f.iidfile, result.configDigest);
@@ -254,6 +270,15 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** The layers with their blobs on disk: lazily imported --cache-from layers are fetched first. */
+async function localLayers<T extends { digest: string; path: string }>(
+  layers: readonly T[],
+  cache: LocalCache,
+): Promise<readonly T[]> {
+  for (const l of layers) if (l.path === cache.blobPath(l.digest)) await cache.ensureBlob(l.digest);
+  return layers;
+}
 
 interface Signing {
   /** Sign the image itself (`--sign-by`). */
@@ -308,6 +333,7 @@ async function signAndAttest(
     startedOn: Date;
     timestamp: number | undefined;
     store: LayerStore;
+    cache: LocalCache;
     registry: RegistryClient;
     out: Output;
   },
@@ -345,7 +371,7 @@ async function signAndAttest(
     const document = sbom.spdxDocument({
       name: o.outputs[0]?.name.slice('docker://'.length) ?? result.configDigest,
       imageId: result.configDigest,
-      contents: await sbom.readImageContents(result.layers),
+      contents: await sbom.readImageContents(await localLayers(result.layers, o.cache)),
       created: o.timestamp === undefined ? new Date() : new Date(o.timestamp * 1000),
     });
     predicates.push({
@@ -386,11 +412,3 @@ async function signAndAttest(
     }
   }
 }
-import { parseSsh } from '../../build/ssh-agent.js';
-  ssh: {
-    type: 'string',
-    multiple: true,
-    valueName: 'default|ID[=SOCKET]',
-    description: 'forward an ssh agent ($SSH_AUTH_SOCK for default) to RUN --mount=type=ssh',
-  },
-      ssh: Object.fromEntries((f.ssh ?? []).map((s) => parseSsh(s, process.env))),
