@@ -4,8 +4,9 @@
 // URLs (file name, mode 0600, Last-Modified, --checksum failing closed, cache keys), ADD of Git repositories
 // served by `git daemon`, COPY --parents and --link.
 
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { pack as tarPack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeServerCerts } from '../harness/certs.js';
-import { run, trackTempDir } from '../harness/procs.js';
+import { deathSignalPrefix, freePort, run, trackChild, trackTempDir, waitFor } from '../harness/procs.js';
 import { gantry, gantryOk } from '../support/cli.js';
 
 let base: string;
@@ -400,5 +401,114 @@ describe('ADD of HTTP(S) URLs', () => {
     const ctx = await context(`FROM scratch\nADD ${tlsUrl}/files/app.txt /app.txt\n`);
     const { rootfs } = await build(ctx, await fresh('store'), [], { NODE_EXTRA_CA_CERTS: ca });
     expect(await readFile(join(rootfs, 'app.txt'), 'utf8')).toMatch(/^app/);
+  });
+});
+
+describe('ADD of Git repositories', () => {
+  let daemon: ChildProcess;
+  let remote: string;
+  let repo: string;
+  const commits: Record<string, string> = {};
+
+  const git = async (...args: string[]) =>
+    (
+      await run('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args])
+    ).stdout.trim();
+
+  beforeAll(async () => {
+    const root = await fresh('git');
+    repo = join(root, 'repo.git');
+    await mkdir(join(repo, 'sub'), { recursive: true });
+    await git('init', '-q', '-b', 'main');
+    await writeFile(join(repo, 'a.txt'), 'one\n');
+    await writeFile(join(repo, 'sub', 'b.txt'), 'b\n');
+    await writeFile(join(repo, 'run.sh'), '#!/bin/sh\n');
+    await chmod(join(repo, 'run.sh'), 0o755);
+    await git('add', '.');
+    await git('commit', '-q', '-m', 'one');
+    await git('tag', '-a', 'v1', '-m', 'v1');
+    commits.v1 = await git('rev-parse', 'HEAD');
+    await writeFile(join(repo, 'a.txt'), 'two\n');
+    await git('commit', '-q', '-am', 'two');
+    const port = await freePort();
+    const prefix = deathSignalPrefix();
+    // biome-ignore format: git daemon arguments read best as one command line
+    const argv = [...prefix, 'git', 'daemon', '--reuseaddr', '--export-all', `--base-path=${root}`,
+      '--listen=127.0.0.1', `--port=${port}`, root];
+    daemon = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' });
+    trackChild(daemon);
+    remote = `git://127.0.0.1:${port}/repo.git`;
+    const up = await waitFor(
+      () =>
+        run('git', ['ls-remote', remote], { timeoutMs: 5000 }).then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
+    if (!up) throw new Error('git daemon did not start');
+  });
+
+  afterAll(() => {
+    daemon.kill('SIGTERM');
+  });
+
+  it('checks out the ref (HEAD, a tag, a branch with a subdir), keeps .git when asked, checks --checksum', async () => {
+    const dockerfile = [
+      'FROM scratch',
+      `ADD ${remote} /head/`,
+      `ADD ${remote}#v1 /v1`,
+      `ADD ${remote}#main:sub /sub/`,
+      `ADD --keep-git-dir ${remote}#v1 /kept/`,
+      `ADD --checksum=${commits.v1} --chown=3:4 ${remote}#v1 /checked/`,
+      '',
+    ].join('\n');
+    const store = await fresh('store');
+    const first = await build(await context(dockerfile), store);
+    const all = await listing(first.rootfs);
+    expect(all.filter((l) => l.startsWith('head') || l.startsWith('sub') || l.startsWith('checked'))).toEqual(
+      [
+        'checked drwxr-xr-x 3:4 4096',
+        'checked/a.txt -rw-r--r-- 3:4 4',
+        'checked/run.sh -rwxr-xr-x 3:4 10',
+        'checked/sub drwxr-xr-x 3:4 4096',
+        'checked/sub/b.txt -rw-r--r-- 3:4 2',
+        'head drwxr-xr-x 0:0 4096',
+        'head/a.txt -rw-r--r-- 0:0 4',
+        'head/run.sh -rwxr-xr-x 0:0 10',
+        'head/sub drwxr-xr-x 0:0 4096',
+        'head/sub/b.txt -rw-r--r-- 0:0 2',
+        'sub drwxr-xr-x 0:0 4096',
+        'sub/b.txt -rw-r--r-- 0:0 2',
+      ],
+    );
+    expect(await readFile(join(first.rootfs, 'head/a.txt'), 'utf8')).toBe('two\n');
+    expect(await readFile(join(first.rootfs, 'v1/a.txt'), 'utf8')).toBe('one\n');
+    expect(all.some((l) => l.startsWith('v1/.git'))).toBe(false);
+    expect((await stat(join(first.rootfs, 'kept/.git/HEAD'))).isFile()).toBe(true);
+
+    // The ref is resolved without a clone: unchanged refs hit, a moved branch misses.
+    const again = await build(await context(dockerfile), store);
+    expect(stepLines(again.stderr).filter((l) => l.includes('CACHED ADD'))).toHaveLength(5);
+    await writeFile(join(repo, 'a.txt'), 'three\n');
+    await git('commit', '-q', '-am', 'three');
+    const moved = await build(await context(dockerfile), store);
+    const lines = stepLines(moved.stderr);
+    expect(lines[0]).toContain('miss: options changed: git:0');
+    expect(lines[1]).toContain('miss: no cached step follows the parent');
+    expect(await readFile(join(moved.rootfs, 'head/a.txt'), 'utf8')).toBe('three\n');
+    expect(await readFile(join(moved.rootfs, 'checked/a.txt'), 'utf8')).toBe('one\n');
+  });
+
+  it.each([
+    ['a wrong --checksum', `ADD --checksum=${'0'.repeat(40)} REMOTE#v1 /x/`, 'checksum mismatch'],
+    ['an unknown ref', 'ADD REMOTE#nope /x/', 'has no ref "nope"'],
+    ['a missing subdir', 'ADD REMOTE#v1:nowhere /x/', 'has no directory "nowhere"'],
+  ])('fails on %s, naming the line', async (_what, line, message) => {
+    const ctx = await context(`FROM scratch\n${line.replace('REMOTE', remote)}\n`);
+    const result = await gantry(['build', ctx], { env: { GANTRY_STORE: await fresh('store') } });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('Dockerfile:2');
+    expect(result.stderr).toContain(message);
   });
 });
