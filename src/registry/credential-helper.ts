@@ -3,7 +3,6 @@
  * `get`, `store`, `erase`, one request on stdin, one answer on stdout). Every run is time- and size-bounded and
  * its failures are GantryError 'CREDENTIAL_HELPER' naming the helper and registry, never the secret.
  */
-import { spawn } from 'node:child_process';
 import { GantryError } from '../errors/index.js';
 
 export interface HelperOptions {
@@ -123,7 +122,7 @@ function helperFailure(args: {
 }
 
 /** Runs one helper action with its input on stdin, bounded in time and output size. */
-function runHelper(args: {
+async function runHelper(args: {
   helper: string;
   action: 'get' | 'store' | 'erase';
   input: string;
@@ -137,9 +136,11 @@ function runHelper(args: {
       cause,
     });
   if (!/^[A-Za-z0-9._-]+$/.test(args.helper)) {
-    return Promise.reject(fail('helper name may only contain letters, digits, ".", "_" and "-"'));
+    throw fail('helper name may only contain letters, digits, ".", "_" and "-"');
   }
   const timeoutMs = args.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  // Loaded here, not at the top: most commands never run a helper, and node:child_process costs start-up time.
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(program, [args.action], { env: args.options.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];

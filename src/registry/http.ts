@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ErrorCode, GantryError } from '../errors/index.js';
-import { registryEndpointHost } from '../reference/index.js';
+import { isLoopbackRegistry, registryEndpointHost } from '../reference/index.js';
 import type { Logger } from '../util/log.js';
 import { Authenticator } from './auth.js';
 import { type Challenge, parseWwwAuthenticate } from './challenge.js';
@@ -147,18 +147,23 @@ export class RegistryHttp {
 
   private async probe(registry: string): Promise<string> {
     const host = registryEndpointHost(registry);
-    let base = `https://${host}/`;
+    const plain = isLoopbackRegistry(registry) ? await this.probePlain(registry, host) : undefined;
+    let base = plain ? `http://${host}/` : `https://${host}/`;
     let res: RegistryResponse;
-    try {
-      res = await this.sendRetrying(registry, new URL('/v2/', base), { method: 'GET', headers: {} });
-    } catch (err) {
-      const cause = (err as GantryError).cause ?? err;
-      const kind = classifyFailure(cause);
-      if (!this.transport.httpAllowed(registry) || !(kind === 'handshake' || hasCode(cause, 'ECONNRESET')))
-        throw err;
-      this.options.logger.debug(`${registry}: HTTPS handshake failed (${kind}); using plain HTTP`);
-      base = `http://${host}/`;
-      res = await this.sendRetrying(registry, new URL('/v2/', base), { method: 'GET', headers: {} });
+    if (plain) {
+      res = plain;
+    } else {
+      try {
+        res = await this.sendRetrying(registry, new URL('/v2/', base), { method: 'GET', headers: {} });
+      } catch (err) {
+        const cause = (err as GantryError).cause ?? err;
+        const kind = classifyFailure(cause);
+        if (!this.transport.httpAllowed(registry) || !(kind === 'handshake' || hasCode(cause, 'ECONNRESET')))
+          throw err;
+        this.options.logger.debug(`${registry}: HTTPS handshake failed (${kind}); using plain HTTP`);
+        base = `http://${host}/`;
+        res = await this.sendRetrying(registry, new URL('/v2/', base), { method: 'GET', headers: {} });
+      }
     }
     await res.body.dump();
     if (res.status === 401) {
@@ -171,6 +176,29 @@ export class RegistryHttp {
       this.options.logger.debug(`${registry}: GET /v2/ answered HTTP ${res.status}`);
     }
     return base;
+  }
+
+  /**
+   * Loopback registries are asked in plain HTTP first: most are plain (CI and test registries), it saves a TLS
+   * handshake on every command, and loopback traffic cannot be intercepted; the probe carries no credentials.
+   * A TLS port answers plain HTTP with 400 or by closing the connection: then undefined, and HTTPS is tried.
+   */
+  private async probePlain(registry: string, host: string): Promise<RegistryResponse | undefined> {
+    const url = new URL('/v2/', `http://${host}/`);
+    let res: RegistryResponse;
+    try {
+      res = wrapResponse(await this.transport.send(url, { method: 'GET', headers: {} }), url);
+    } catch {
+      return undefined;
+    }
+    if (res.status === 400) {
+      await res.body.dump();
+      return undefined;
+    }
+    this.noteRateLimit(registry, res);
+    if (res.status !== 429 && res.status < 500) return res;
+    await res.body.dump();
+    return this.sendRetrying(registry, url, { method: 'GET', headers: {} });
   }
 
   /** A request outside the auth flow (probe, token server, redirected blob), with retries. */
@@ -202,6 +230,8 @@ export class RegistryHttp {
     try {
       raw = await this.transport.send(url, init);
     } catch (err) {
+      // Set-up errors (an unreadable CA file) are already clear and not about the network.
+      if (err instanceof GantryError) throw err;
       const kind = classifyFailure(err);
       if (kind === 'aborted') throw err;
       if (canRetry && (kind === 'network' || kind === 'timeout')) {

@@ -83,6 +83,8 @@ export class Transport {
       const { rejectUnauthorized } = tls;
       const secure = tls.ca || tls.cert ? { secureContext: secureContextFor(tls) } : {};
       agent = new Agent({
+        // scripts/bundle.mjs leaves undici's HTTP/2 client out of the bundle.
+        allowH2: false,
         keepAliveTimeout: 30_000,
         connect: { ...secure, rejectUnauthorized, timeout: Math.min(this.options.requestTimeoutMs, 30_000) },
       });

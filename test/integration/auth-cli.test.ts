@@ -2,6 +2,7 @@
  * Authentication and TLS through the CLI against real registries: htpasswd Basic, token (Bearer with
  * repository scopes) and TLS with a generated CA; login/logout write the auth file the other tools read.
  */
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,7 +135,57 @@ describe('TLS with a generated CA', () => {
     // --tls-verify=false still speaks TLS but accepts the unknown CA.
     await gantryOk(['inspect', '--tls-verify=false', ref]);
   });
+
+  it('trusts a CA given in NODE_EXTRA_CA_CERTS, which bin/gantry hands to the client to read lazily', async () => {
+    const ref = `docker://${registry.host}/secure/extra:v1`;
+    // A bundle like a system one: certificates Node already trusts, then the test CA.
+    const bundle = join(work, 'extra-bundle.pem');
+    const { rootCertificates } = await import('node:tls');
+    await writeFile(
+      bundle,
+      `${rootCertificates.slice(0, 3).join('\n')}\n${await readFile(registry.caCertPath!, 'utf8')}`,
+    );
+    const env = { ...process.env, CI: 'true', NODE_EXTRA_CA_CERTS: bundle };
+    delete env.GANTRY_EXTRA_CA_CERTS;
+    const sh = join(import.meta.dirname, '..', '..', 'bin', 'gantry');
+    const copied = await run(sh, ['copy', '--quiet', `oci:${image.layoutDir}:v1`, ref], env);
+    expect(copied.stderr).toBe('');
+    expect(copied.code).toBe(0);
+    const inspected = await run(sh, ['inspect', ref], env);
+    expect(inspected.code).toBe(0);
+    expect((JSON.parse(inspected.stdout) as { Digest: string }).Digest).toBe(image.digest);
+    // The same file as GANTRY_EXTRA_CA_CERTS (what bin/gantry passes on) works with bin/gantry.js directly.
+    await gantryOk(['inspect', ref], { env: { NODE_EXTRA_CA_CERTS: '', GANTRY_EXTRA_CA_CERTS: bundle } });
+    // Without the extra CA the registry is refused, naming it.
+    const refused = await gantry(['inspect', ref], {
+      env: { NODE_EXTRA_CA_CERTS: '', GANTRY_EXTRA_CA_CERTS: '' },
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(registry.host);
+  });
+
+  it('names the extra CA file when it cannot be read', async () => {
+    const missing = join(work, 'no-such-bundle.pem');
+    const result = await gantry(['inspect', `docker://${registry.host}/secure/app:v1`], {
+      env: { NODE_EXTRA_CA_CERTS: '', GANTRY_EXTRA_CA_CERTS: missing },
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(missing);
+  });
 });
+
+function run(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { env, timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') reject(err);
+      else resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
+    });
+  });
+}
 
 describe('mutual TLS', () => {
   let registry: TestRegistry;
