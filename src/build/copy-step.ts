@@ -162,7 +162,8 @@ export async function copyStep(
       destIsDir: String(destIsDir),
       ...prepared.identities,
     };
-    const parent = link ? 'link' : state.key;
+    // A --link layer follows no parent: every --link step keys on the same fixed root.
+    const parent = link ? sha256Digest('gantry:copy --link') : state.key;
     const source =
       from === undefined ? contextSource(ctx) : await fromSource(ctx, instruction, from, subject);
     let outcome: StepOutcome;

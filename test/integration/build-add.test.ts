@@ -512,3 +512,95 @@ describe('ADD of Git repositories', () => {
     expect(result.stderr).toContain(message);
   });
 });
+
+describe('COPY --parents and --link', () => {
+  it('keeps source paths below the context or the /./ pivot with --parents', async () => {
+    const ctx = await context(
+      [
+        'FROM scratch',
+        'COPY --parents x/a.txt y/b.txt /out/',
+        'COPY --parents deep/./keep/c.txt /pivot/',
+        'COPY --parents */*.txt /wild/',
+        'COPY --parents deep/keep /dir',
+        '',
+      ].join('\n'),
+      {
+        'x/a.txt': 'a\n',
+        'y/b.txt': 'b\n',
+        'deep/keep/c.txt': 'c\n',
+        'deep/keep/d.txt': 'd\n',
+        'other/z.txt': 'z\n',
+      },
+    );
+    await chmod(join(ctx, 'x'), 0o750);
+    const { rootfs } = await build(ctx, await fresh('store'));
+    expect(await listing(rootfs)).toEqual([
+      'dir drwxr-xr-x 0:0 4096',
+      'dir/deep drwxr-xr-x 0:0 4096',
+      'dir/deep/keep drwxr-xr-x 0:0 4096',
+      'dir/deep/keep/c.txt -rw-r--r-- 0:0 2',
+      'dir/deep/keep/d.txt -rw-r--r-- 0:0 2',
+      'out drwxr-xr-x 0:0 4096',
+      'out/x drwxr-x--- 0:0 4096',
+      'out/x/a.txt -rw-r--r-- 0:0 2',
+      'out/y drwxr-xr-x 0:0 4096',
+      'out/y/b.txt -rw-r--r-- 0:0 2',
+      'pivot drwxr-xr-x 0:0 4096',
+      'pivot/keep drwxr-xr-x 0:0 4096',
+      'pivot/keep/c.txt -rw-r--r-- 0:0 2',
+      'wild drwxr-xr-x 0:0 4096',
+      'wild/other drwxr-xr-x 0:0 4096',
+      'wild/other/z.txt -rw-r--r-- 0:0 2',
+      'wild/x drwxr-x--- 0:0 4096',
+      'wild/x/a.txt -rw-r--r-- 0:0 2',
+      'wild/y drwxr-xr-x 0:0 4096',
+      'wild/y/b.txt -rw-r--r-- 0:0 2',
+    ]);
+  });
+
+  it('fails on a missing --parents source, naming the line', async () => {
+    const ctx = await context('FROM scratch\nCOPY --parents nope/file.txt /out/\n');
+    const result = await gantry(['build', ctx], { env: { GANTRY_STORE: await fresh('store') } });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('Dockerfile:2');
+    expect(result.stderr).toContain('"nope/file.txt" not found');
+  });
+
+  it('--link copies onto an empty tree and stays a cache hit when an earlier step changes', async () => {
+    const dockerfile = (base: string) =>
+      [
+        'FROM scratch',
+        `COPY <<EOF /base.txt\n${base}\nEOF`,
+        'COPY private/ /app/',
+        'COPY --link app.txt /app/',
+        'COPY --link <<EOF /etc/conf\nconf\nEOF',
+        'COPY after.txt /after.txt',
+        '',
+      ].join('\n');
+    const files = { 'app.txt': 'app\n', 'after.txt': 'after\n', 'private/p.txt': 'p\n' };
+    const store = await fresh('store');
+    const first = await context(dockerfile('one'), files);
+    await chmod(join(first, 'private'), 0o700);
+    const built = await build(first, store);
+    // The --link layer made /app afresh (0755 root), so it does not keep the 0700 the image had.
+    expect((await listing(built.rootfs)).filter((l) => l.startsWith('app'))).toEqual([
+      'app drwxr-xr-x 0:0 4096',
+      'app/app.txt -rw-r--r-- 0:0 4',
+      'app/p.txt -rw-r--r-- 0:0 2',
+    ]);
+    const second = await context(dockerfile('two'), files);
+    await chmod(join(second, 'private'), 0o700);
+    const rebuilt = await build(second, store);
+    const lines = stepLines(rebuilt.stderr);
+    expect(lines.map((l) => (l.includes('CACHED') ? 'hit' : 'miss'))).toEqual([
+      'miss',
+      'miss',
+      'hit',
+      'hit',
+      'miss',
+    ]);
+    expect(await readFile(join(rebuilt.rootfs, 'base.txt'), 'utf8')).toBe('two\n');
+    expect(await readFile(join(rebuilt.rootfs, 'etc/conf'), 'utf8')).toBe('conf\n');
+    expect(await readFile(join(rebuilt.rootfs, 'after.txt'), 'utf8')).toBe('after\n');
+  });
+});
