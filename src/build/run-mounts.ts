@@ -4,7 +4,7 @@
  * context files a bind takes after .dockerignore) into what the step's cache key needs: every option that
  * changes the result, the bound context files' fingerprints, the source stage's key; secrets and ssh agents
  * by id only. On a cache miss `prepareRunMounts` makes what the sandbox mounts; `removeStub` then clears the
- * mount points the sandbox had to create, so they never reach the layer.
+ * mount points the sandbox had to create (its own and the RUN's), so they never reach the layer.
  */
 import {
   chmod,
@@ -12,6 +12,7 @@ import {
   lstat,
   lutimes,
   mkdir,
+  readdir,
   readFile,
   readlink,
   rename,
@@ -397,16 +398,45 @@ export async function prepareRunMounts(
   return { mounts: out, env, release };
 }
 
-/** Removes a mount point (and the empty parents) the sandbox created in the upper directory. */
-export async function removeStub(upper: string, destination: string): Promise<void> {
-  await rm(join(upper, destination), { recursive: true, force: true });
-  let dir = posix.dirname(destination);
-  while (dir !== '/') {
-    const removed = await rmdir(join(upper, dir)).then(
-      () => true,
-      () => false,
-    );
-    if (!removed) break;
-    dir = posix.dirname(dir);
+/**
+ * Mount points the sandbox itself makes when the image lacks them (native/src/sandbox/mounts.rs): /proc, the
+ * /dev nodes and links, /dev/shm, and the host's resolv.conf and hosts.
+ */
+export const SANDBOX_MOUNT_POINTS: readonly string[] = [
+  '/proc',
+  ...['null', 'zero', 'full', 'random', 'urandom', 'tty', 'shm', 'fd', 'stdin', 'stdout', 'stderr'].map(
+    (d) => `/dev/${d}`,
+  ),
+  '/etc/resolv.conf',
+  '/etc/hosts',
+];
+
+/** Whether an upper-directory entry is what the sandbox leaves at a mount point: nothing the RUN wrote. */
+async function isStub(path: string): Promise<boolean> {
+  const s = await lstat(path).catch(() => undefined);
+  if (!s) return false;
+  if (s.isDirectory()) return (await readdir(path)).length === 0;
+  if (s.isFile()) return s.size === 0;
+  return s.isSymbolicLink() && (await readlink(path)).startsWith('/proc/self/');
+}
+
+/**
+ * Removes the mount points the sandbox created in the upper directory, deepest first, and the parents left
+ * empty; an entry the RUN changed (a non-empty file or directory) stays.
+ */
+export async function removeStubs(upper: string, destinations: readonly string[]): Promise<void> {
+  const depth = (p: string) => p.split('/').length;
+  for (const destination of [...destinations].sort((a, b) => depth(b) - depth(a))) {
+    if (!(await isStub(join(upper, destination)))) continue;
+    await rm(join(upper, destination), { recursive: true, force: true });
+    let dir = posix.dirname(destination);
+    while (dir !== '/') {
+      const removed = await rmdir(join(upper, dir)).then(
+        () => true,
+        () => false,
+      );
+      if (!removed) break;
+      dir = posix.dirname(dir);
+    }
   }
 }

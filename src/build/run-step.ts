@@ -19,7 +19,7 @@ import { historyText } from './config.js';
 import { cachedLayerStep, type StepOutcome, where } from './layer-step.js';
 import { layerDirs, lookup, readImageText } from './lower.js';
 import { PIPES_DIR, runScript } from './run-heredoc.js';
-import { planRunMounts, prepareRunMounts, removeStub } from './run-mounts.js';
+import { planRunMounts, prepareRunMounts, removeStubs, SANDBOX_MOUNT_POINTS } from './run-mounts.js';
 import type { BuildContext, StageState } from './types.js';
 import { mapUpperOwners } from './upper-owners.js';
 
@@ -142,7 +142,10 @@ export async function runStep(
       );
     }
     // Mount points the sandbox had to create are not part of the step's output.
-    for (const m of mounts) if (m.stub) await removeStub(changes, m.mount.destination);
+    await removeStubs(changes, [
+      ...SANDBOX_MOUNT_POINTS,
+      ...mounts.filter((m) => m.stub).map((m) => m.mount.destination),
+    ]);
     if (idMaps) await mapUpperOwners(changes, idMaps, join(base, 'owners'), subject);
   });
 }
