@@ -3,7 +3,7 @@
  * the image root, ready for createLayer: modes (after --chmod), mtimes and owners (--chown, else 0:0 for
  * context files or the source's owner for stage files). Missing parent directories are created like BuildKit
  * does (0755, owned by the --chown owner or root) unless the image already has them, whose mode is then kept. Owners are set with lchown as
- * root; otherwise recorded in the `user.gantry.owner` xattr that createLayer reads (setfattr, in one call).
+ * root; otherwise recorded for createLayer (build/upper-owners).
  */
 import { spawn } from 'node:child_process';
 import {
@@ -21,6 +21,7 @@ import { join, posix } from 'node:path';
 import { applyChmod, type ChmodSpec } from '../dockerfile/index.js';
 import { GantryError } from '../errors/index.js';
 import type { CopyEntry } from './copy-plan.js';
+import { recordOwners } from './upper-owners.js';
 
 export interface Owner {
   uid: number;
@@ -114,8 +115,9 @@ async function chmodExact(path: string, mode: number): Promise<void> {
 }
 
 /**
- * Gives each path its owner in the layer: lchown as root, else the `user.gantry.owner` xattr createLayer reads
- * (written by one `setfattr --restore` call from the dump file `dump`).
+ * Gives each path its owner: lchown as root; else paths in a layer step's changes directory are recorded for
+ * createLayer (build/upper-owners), and the rest get the `user.gantry.owner` xattr (written by one
+ * `setfattr --restore` call from the dump file `dump`) that restoreOwners applies in a user namespace.
  */
 export async function applyOwners(owners: Map<string, Owner>, dump: string, subject: string): Promise<void> {
   if (isRoot()) {
@@ -124,7 +126,7 @@ export async function applyOwners(owners: Map<string, Owner>, dump: string, subj
   }
   // Linux refuses user.* xattrs on symlinks: their owner stays the build user's (see docs/build.md).
   const lines: string[] = [];
-  for (const [path, owner] of owners) {
+  for (const [path, owner] of recordOwners(owners)) {
     const s = await lstat(path);
     if (s.isSymbolicLink()) continue;
     lines.push(`# file: ${quoteName(path)}`, `user.gantry.owner="${owner.uid}:${owner.gid}"`, '');

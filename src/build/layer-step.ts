@@ -1,15 +1,20 @@
 /**
  * build/layer-step: the cache-or-make step every filesystem-changing instruction goes through. The cache key is
  * computed first; on a hit the cached layer is reused, on a miss `make` fills an empty changes directory, then
- * createLayer makes the blob, which moves into the cache with its record.
+ * createLayer makes the blob (with the owners the step recorded, inside the user namespace for a rootless
+ * RUN: build/upper-owners), which moves into the cache with its record.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { explainMiss, type StepInputs, stepKey } from '../cache/key.js';
 import type { CacheRecord } from '../cache/local.js';
+import { asGantryError, GantryError } from '../errors/index.js';
 import { createLayer } from '../layer/index.js';
+import { removeAsContainerRoot } from '../sandbox/helper.js';
+import type { IdMaps } from '../sandbox/spec.js';
 import type { BuiltLayer } from './lower.js';
 import type { BuildContext, StageState, StepReport } from './types.js';
+import { openChanges, takeOwnership } from './upper-owners.js';
 
 export interface StepOutcome {
   state: StageState;
@@ -35,22 +40,36 @@ export async function cachedLayerStep(
   if (!record) {
     reason = o.noCache ? '--no-cache' : explainMiss(inputs, await o.cache.followers(inputs.parent));
     const scratch = await o.store.makeScratch('step');
+    const changes = join(scratch, 'changes');
+    let idMaps: IdMaps | undefined;
     try {
-      const changes = join(scratch, 'changes');
       await mkdir(changes, { mode: 0o755 });
+      openChanges(changes);
       await make(changes);
+      const { owners, namespaced } = takeOwnership(changes);
+      idMaps = namespaced?.userNamespace.idMaps;
       const temp = o.cache.tempPath('layer');
       const created = await createLayer({
         changes,
         outputPath: temp,
         compression: o.compression ?? 'gzip',
         ...(o.timestamp === undefined ? {} : { sourceDateEpoch: o.timestamp }),
+        ...(owners.length > 0 ? { owners } : {}),
+        ...(namespaced ? { userNamespace: namespaced.userNamespace } : {}),
+      }).catch((err: unknown) => {
+        if (!namespaced) throw err;
+        // Name the RUN whose files could not be layered rather than a scratch directory.
+        const e = asGantryError(err, 'IO', 'cannot create layer');
+        throw new GantryError(e.code, e.message, { subject: namespaced.subject, cause: err });
       });
       await o.cache.adoptBlob(temp, created.digest);
       record = { key, inputs, layer: created };
       await o.cache.put(record);
     } finally {
-      await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+      // Forgets what a failed step recorded; a rootless RUN's files owned by subordinate ids may need the
+      // user namespace to go.
+      idMaps ??= takeOwnership(changes).namespaced?.userNamespace.idMaps;
+      await removeScratch(scratch, idMaps);
     }
   }
   const layer = record.layer as NonNullable<CacheRecord['layer']>;
@@ -64,4 +83,13 @@ export async function cachedLayerStep(
     state: { config, layers: [...state.layers, built], key },
     report: { instruction: history, cache: reason === 'cached' ? 'hit' : 'miss', reason, key },
   };
+}
+
+async function removeScratch(dir: string, idMaps: IdMaps | undefined): Promise<void> {
+  const removed = await rm(dir, { recursive: true, force: true }).then(
+    () => true,
+    () => false,
+  );
+  // Best effort either way: a leftover is swept with the store's stale scratch.
+  if (!removed && idMaps?.useHelpers) await removeAsContainerRoot({ dir, idMaps }).catch(() => undefined);
 }

@@ -5,7 +5,9 @@
  */
 import { GantryError } from '../errors/index.js';
 import { loadNative } from '../native/index.js';
+import type { IdMaps } from '../sandbox/spec.js';
 import { assertLevel, assertUnpackable, type LayerCompression, layerMediaType } from './media.js';
+import { createLayerInNamespace } from './userns.js';
 
 export type { LayerCompression } from './media.js';
 export { assertUnpackable, layerMediaType } from './media.js';
@@ -65,6 +67,31 @@ export interface CreateLayerOptions {
   level?: number;
   /** Clamp entry mtimes to this time (seconds since the epoch) for reproducible layers. */
   sourceDateEpoch?: number;
+  /**
+   * Owners to write for these entries instead of what the files say: how a caller that cannot chown (not
+   * root; and symlinks take no xattrs) gives entries their owners. Paths are relative to `changes`.
+   */
+  owners?: readonly LayerOwner[];
+  /**
+   * Create the layer inside a user namespace (through the gantry-sandbox helper), for changes a rootless
+   * container wrote: files then show the ids the container gave them, and every file is readable whatever
+   * its mode. The blob is the same as without (one writer, native/src/layer).
+   */
+  userNamespace?: LayerUserNamespace;
+}
+
+export interface LayerUserNamespace {
+  /** The container's id maps. */
+  idMaps: IdMaps;
+  /** Scratch path where the helper's spec is written (removed afterwards). */
+  specFile: string;
+}
+
+export interface LayerOwner {
+  /** Relative to `changes` (a leading `/` is allowed). */
+  path: string;
+  uid: number;
+  gid: number;
 }
 
 export interface CreatedLayer {
@@ -87,16 +114,28 @@ export async function createLayer(options: CreateLayerOptions): Promise<CreatedL
       subject: 'sourceDateEpoch',
     });
   }
-  const native = loadNative();
+  for (const o of options.owners ?? []) {
+    if (![o.uid, o.gid].every((id) => Number.isInteger(id) && id >= 0 && id <= 0xffffffff)) {
+      throw new GantryError('INVALID_ARGUMENT', `owner ${o.uid}:${o.gid} is not a pair of 32-bit ids`, {
+        subject: o.path,
+      });
+    }
+  }
+  const request = {
+    changes: options.changes,
+    base: options.base,
+    outputPath: options.outputPath,
+    compression,
+    level: options.level,
+    sourceDateEpoch: epoch,
+    owners: options.owners,
+  };
   try {
-    const created = await native.createLayer({
-      changes: options.changes,
-      base: options.base,
-      outputPath: options.outputPath,
-      compression,
-      level: options.level,
-      sourceDateEpoch: epoch,
-    });
+    // `owners` is an addon option src/native's binding type does not list yet; a variable passes it as is.
+    const ns = options.userNamespace;
+    const created = ns
+      ? await createLayerInNamespace({ ...request, idMaps: ns.idMaps }, ns.specFile)
+      : await loadNative().createLayer(request);
     return { ...created, mediaType: layerMediaType(compression) };
   } catch (err) {
     throw nativeError(err, 'cannot create layer', options.changes);
@@ -105,6 +144,7 @@ export async function createLayer(options: CreateLayerOptions): Promise<CreatedL
 
 /** The addon rejects bad input (refused or corrupt layers, bad options) with code InvalidArg; the rest is I/O. */
 function nativeError(err: unknown, what: string, subject: string): GantryError {
+  if (err instanceof GantryError) return err;
   const detail = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown } | null)?.code === 'InvalidArg' ? 'INVALID_ARGUMENT' : 'IO';
   return new GantryError(code, `${what}: ${detail}`, { subject, cause: err });

@@ -27,6 +27,14 @@ pub struct CreateOptions {
   pub compression: Compression,
   pub level: Option<i32>,
   pub source_date_epoch: Option<i64>,
+  /// Owners to write instead of the files' own (or their `user.gantry.owner` record), by `owner_key` path:
+  /// how a caller that could not chown (no root, and symlinks take no xattrs) says who owns an entry.
+  pub owners: HashMap<Vec<u8>, (u64, u64)>,
+}
+
+/// The key `owners` uses for a path relative to the changes directory: no leading or trailing `/`.
+pub fn owner_key(path: &str) -> Vec<u8> {
+  path.trim_matches('/').as_bytes().to_vec()
 }
 
 pub struct CreateReport {
@@ -107,6 +115,7 @@ pub fn create_layer(opts: &CreateOptions) -> LayerResult<CreateReport> {
     let mut walker = Walker {
       tar: TarWriter::new(HashWriter::new(sink)),
       epoch: opts.source_date_epoch,
+      owners: &opts.owners,
       links: HashMap::new(),
       pending: Vec::new(),
     };
@@ -191,9 +200,10 @@ impl Node {
   }
 }
 
-struct Walker {
+struct Walker<'a> {
   tar: TarWriter<HashWriter<Sink>>,
   epoch: Option<i64>,
+  owners: &'a HashMap<Vec<u8>, (u64, u64)>,
   /// First tar path of each multiply-linked inode, to write later names as hard links.
   links: HashMap<(u64, u64), Vec<u8>>,
   /// Unchanged ancestor directories (diff mode), written only if something below them is.
@@ -219,7 +229,7 @@ fn sorted_names(dir: &Path) -> LayerResult<Vec<Vec<u8>>> {
   Ok(names)
 }
 
-impl Walker {
+impl Walker<'_> {
   /// Overlay upperdir mode: every entry is a change; whiteout devices/xattrs become `.wh.` files and opaque
   /// directories get a `.wh..wh..opq` entry right after their own.
   fn changes(&mut self, dir: &Path, rel: &[u8]) -> LayerResult<()> {
@@ -361,7 +371,8 @@ impl Walker {
   fn write_node(&mut self, path: &[u8], node: &Node) -> LayerResult<()> {
     let meta = &node.meta;
     let ft = meta.file_type();
-    let (uid, gid) = node.owner.unwrap_or((meta.uid() as u64, meta.gid() as u64));
+    let given = self.owners.get(path).copied();
+    let (uid, gid) = given.or(node.owner).unwrap_or((meta.uid() as u64, meta.gid() as u64));
     let err = |e: io::Error| LayerError::io(node.path.display().to_string(), e);
     let mut entry = TarEntry {
       name: path,

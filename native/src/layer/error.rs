@@ -31,16 +31,6 @@ impl fmt::Display for LayerError {
   }
 }
 
-impl From<LayerError> for napi::Error {
-  fn from(err: LayerError) -> Self {
-    let status = match err {
-      LayerError::Unsafe(_) | LayerError::Invalid(_) => napi::Status::InvalidArg,
-      LayerError::Io(..) => napi::Status::GenericFailure,
-    };
-    napi::Error::new(status, err.to_string())
-  }
-}
-
 /// Shows a path stored as bytes (tar names need not be UTF-8) in messages.
 pub fn show(path: &[u8]) -> String {
   String::from_utf8_lossy(path).into_owned()

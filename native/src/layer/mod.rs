@@ -17,8 +17,19 @@ use napi::bindgen_prelude::AsyncTask;
 use napi::{Env, Error, Result, Status, Task};
 use napi_derive::napi;
 
-use create::{CreateOptions, CreateReport};
+use create::{owner_key, CreateOptions, CreateReport};
+use error::LayerError;
 use unpack::{Compression, UnpackOptions, UnpackReport};
+
+impl From<LayerError> for Error {
+  fn from(err: LayerError) -> Self {
+    let status = match err {
+      LayerError::Unsafe(_) | LayerError::Invalid(_) => Status::InvalidArg,
+      LayerError::Io(..) => Status::GenericFailure,
+    };
+    Error::new(status, err.to_string())
+  }
+}
 
 #[napi(object)]
 pub struct UnpackLayerOptions {
@@ -101,6 +112,15 @@ pub struct CreateLayerOptions {
   pub level: Option<i32>,
   /// Clamp entry mtimes to this many seconds since the epoch.
   pub source_date_epoch: Option<i64>,
+  /// Owners to write for these paths (relative to `changes`) instead of what the files say.
+  pub owners: Option<Vec<LayerOwner>>,
+}
+
+#[napi(object)]
+pub struct LayerOwner {
+  pub path: String,
+  pub uid: u32,
+  pub gid: u32,
 }
 
 #[napi(object)]
@@ -135,12 +155,10 @@ impl Task for CreateLayerTask {
 /// Writes a layer blob from a directory of changes (or a two-tree diff), hashing and compressing in one pass.
 #[napi(ts_return_type = "Promise<CreateLayerResult>")]
 pub fn create_layer(options: CreateLayerOptions) -> Result<AsyncTask<CreateLayerTask>> {
-  let compression = match options.compression.as_deref() {
-    None | Some("gzip") => Compression::Gzip,
-    Some("zstd") => Compression::Zstd,
-    Some("none") => Compression::None,
-    Some(other) => return Err(Error::new(Status::InvalidArg, format!("unknown compression {other}"))),
-  };
+  let name = options.compression.as_deref().unwrap_or("gzip");
+  let compression = Compression::from_name(name)
+    .ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown compression {name}")))?;
+  let owners = options.owners.unwrap_or_default().into_iter();
   Ok(AsyncTask::new(CreateLayerTask {
     options: CreateOptions {
       changes: PathBuf::from(options.changes),
@@ -149,6 +167,7 @@ pub fn create_layer(options: CreateLayerOptions) -> Result<AsyncTask<CreateLayer
       compression,
       level: options.level,
       source_date_epoch: options.source_date_epoch,
+      owners: owners.map(|o| (owner_key(&o.path), (o.uid.into(), o.gid.into()))).collect(),
     },
   }))
 }

@@ -50,6 +50,18 @@ pub enum Compression {
   Zstd,
 }
 
+impl Compression {
+  /// The option names gantry uses: `gzip`, `zstd`, `none`.
+  pub fn from_name(name: &str) -> Option<Compression> {
+    match name {
+      "gzip" => Some(Compression::Gzip),
+      "zstd" => Some(Compression::Zstd),
+      "none" => Some(Compression::None),
+      _ => None,
+    }
+  }
+}
+
 /// Compression from the blob's first bytes (gzip 1f8b, zstd frame 28b52ffd); anything else is read as tar.
 pub fn sniff(head: &[u8]) -> Compression {
   if head.starts_with(&[0x1f, 0x8b]) {

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod idmap;
 pub mod init;
+pub mod layer;
 pub mod mounts;
 pub mod owners;
 pub mod probe;

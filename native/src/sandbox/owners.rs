@@ -3,7 +3,7 @@
 //! unpacker records `uid:gid` in the `user.gantry.owner` xattr; applied in the namespace, the ids land on the
 //! caller's subordinate ids exactly as the container will see them. `gantry-sandbox remove SPEC_FILE`
 //! deletes a tree holding files owned by subordinate ids (scratch left by a killed run), which the caller
-//! cannot do outside the namespace.
+//! cannot do outside the namespace. `in_user_namespace` is the namespace plumbing these and `layer` share.
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -91,32 +91,40 @@ impl Action {
   }
 }
 
+/// Runs `work` in a child process inside a new user namespace mapped with `maps`, and waits for it. The
+/// child starts only once the maps are written (before that it would see itself as the overflow id).
+/// `name` prefixes the child's error message on stderr.
+pub fn in_user_namespace(maps: &IdMaps, name: &str, work: impl FnOnce() -> sys::Result<()>) -> sys::Result<()> {
+  let (go_r, go_w) = sys::pipe()?;
+  let pid = sys::clone_process(libc::CLONE_NEWUSER)?;
+  if pid == 0 {
+    sys::close(go_w);
+    let result = if sys::read_to_end(go_r) == b"go" { work() } else { Err("not mapped".into()) };
+    if let Err(e) = &result {
+      eprintln!("gantry-sandbox {name}: {e}");
+    }
+    unsafe { libc::_exit(i32::from(result.is_err())) };
+  }
+  sys::close(go_r);
+  let mapped = idmap::apply(pid, maps);
+  if mapped.is_ok() {
+    sys::write_all(go_w, b"go");
+  }
+  sys::close(go_w);
+  let status = sys::wait_for(pid)?;
+  mapped?;
+  if sys::exit_code(status) != 0 {
+    return Err(format!("{name} failed in the user namespace"));
+  }
+  Ok(())
+}
+
 pub fn main(spec_file: &str, action: Action) -> i32 {
   let result = (|| -> sys::Result<()> {
     let bytes = fs::read(spec_file).map_err(|e| format!("{spec_file}: {e}"))?;
     let spec: OwnSpec = serde_json::from_slice(&bytes).map_err(|e| format!("invalid spec: {e}"))?;
-    let (go_r, go_w) = sys::pipe()?;
-    let pid = sys::clone_process(libc::CLONE_NEWUSER)?;
-    if pid == 0 {
-      sys::close(go_w);
-      let result = if sys::read_to_end(go_r) == b"go" { action.apply(Path::new(&spec.dir)) } else { Err("not mapped".into()) };
-      if let Err(e) = &result {
-        eprintln!("gantry-sandbox {}: {e}", action.name());
-      }
-      unsafe { libc::_exit(i32::from(result.is_err())) };
-    }
-    sys::close(go_r);
-    let mapped = idmap::apply(pid, &spec.id_maps);
-    if mapped.is_ok() {
-      sys::write_all(go_w, b"go");
-    }
-    sys::close(go_w);
-    let status = sys::wait_for(pid)?;
-    mapped?;
-    if sys::exit_code(status) != 0 {
-      return Err(format!("{} in {} failed", action.name(), spec.dir));
-    }
-    Ok(())
+    in_user_namespace(&spec.id_maps, action.name(), || action.apply(Path::new(&spec.dir)))
+      .map_err(|e| format!("{e} ({})", spec.dir))
   })();
   match result {
     Ok(()) => 0,

@@ -1,0 +1,61 @@
+/**
+ * layer/userns: createLayer inside a user namespace with a container's id maps, through the gantry-sandbox
+ * helper's `layer` subcommand (native/src/sandbox/layer.rs, the addon's own layer writer). For changes a
+ * rootless container wrote: there each file shows the ids the container gave it, not the caller's subordinate
+ * ids, and the namespace's root can read files the container made unreadable.
+ */
+import { spawn } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import { GantryError } from '../errors/index.js';
+import { sandboxHelperPath } from '../sandbox/helper.js';
+import type { IdMaps } from '../sandbox/spec.js';
+
+/** What the helper reads: the addon's createLayer options plus the id maps (field names match layer.rs). */
+export interface NamespacedLayerRequest {
+  idMaps: IdMaps;
+  changes: string;
+  base?: string;
+  outputPath: string;
+  compression: string;
+  level?: number;
+  sourceDateEpoch?: number;
+  owners?: readonly { path: string; uid: number; gid: number }[];
+}
+
+export interface NamespacedLayerReport {
+  digest: string;
+  diffId: string;
+  size: number;
+}
+
+/** Runs `gantry-sandbox layer` with its spec in `specFile` (removed afterwards). */
+export async function createLayerInNamespace(
+  request: NamespacedLayerRequest,
+  specFile: string,
+): Promise<NamespacedLayerReport> {
+  const helper = sandboxHelperPath();
+  await writeFile(specFile, JSON.stringify(request), { mode: 0o600 });
+  try {
+    const { code, out, err } = await new Promise<{ code: number | null; out: string; err: string }>(
+      (resolve, reject) => {
+        // newuidmap/newgidmap are found on PATH; nothing else of gantry's environment goes to the helper.
+        const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+        const child = spawn(helper, ['layer', specFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+        child.on('error', (cause) =>
+          reject(
+            new GantryError('NATIVE', `cannot start ${helper}: ${cause.message}`, { subject: helper, cause }),
+          ),
+        );
+        child.on('close', (status) => resolve({ code: status, out, err }));
+      },
+    );
+    if (code !== 0) throw new Error(err.trim() || `gantry-sandbox layer exited with ${code}`);
+    return JSON.parse(out) as NamespacedLayerReport;
+  } finally {
+    await rm(specFile, { force: true });
+  }
+}
