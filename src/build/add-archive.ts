@@ -154,15 +154,22 @@ function entryPath(name: string, archive: string, subject: string): string {
 }
 
 /** Refuses to go through a symlink on the way to `rel` (the archive made it; it could point anywhere). */
-async function checkParents(target: string, rel: string, fail: (why: string) => Error): Promise<void> {
+async function checkParents(
+  target: string,
+  rel: string,
+  owners: Map<string, Owner>,
+  fail: (why: string) => Error,
+): Promise<void> {
   const parts = rel.split('/').slice(0, -1);
   let current = target;
   for (const part of parts) {
     current = join(current, part);
     const s = await lstat(current).catch(() => undefined);
     if (!s) {
+      // A parent the archive does not list is made as moby's untar makes it: 0755, owned by root.
       await mkdir(current, { mode: 0o755 });
       await chmod(current, 0o755);
+      owners.set(current, { uid: 0, gid: 0 });
       continue;
     }
     if (s.isSymbolicLink()) throw fail('would be written through a symlink');
@@ -190,7 +197,7 @@ export async function extractArchive(o: ExtractOptions): Promise<ExtractResult> 
       const mode = (h.mode ?? 0o644) & 0o7777;
       const mtime = h.mtime ?? new Date(0);
       const owner = o.owner ?? { uid: h.uid ?? 0, gid: h.gid ?? 0 };
-      if (rel !== '') await checkParents(o.target, rel, fail);
+      if (rel !== '') await checkParents(o.target, rel, o.owners, fail);
       const existing = rel === '' ? undefined : await lstat(host).catch(() => undefined);
       // A later entry replaces an earlier one, except that a directory merges into a directory.
       if (existing && !(existing.isDirectory() && h.type === 'directory')) {
@@ -226,7 +233,7 @@ export async function extractArchive(o: ExtractOptions): Promise<ExtractResult> 
         case 'link': {
           const linkRel = entryPath(h.linkname ?? '', o.name, o.subject);
           if (rel === '' || linkRel === '') throw fail('is a hard link to the destination itself');
-          await checkParents(o.target, linkRel, fail);
+          await checkParents(o.target, linkRel, o.owners, fail);
           const src = join(o.target, linkRel);
           const s = await lstat(src).catch(() => undefined);
           if (!s || s.isDirectory())

@@ -106,6 +106,7 @@ describe('COPY and ADD heredocs', () => {
         'COPY --chmod=0755 --chown=10:20 <<-"EOT" <<two /opt/',
         '\tliteral $NAME',
         '\tEOT',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a Dockerfile variable, expanded by gantry
         'second ${NAME}',
         'two',
         'ADD <<notes.txt /srv/',
