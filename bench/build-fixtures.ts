@@ -171,7 +171,7 @@ export async function debianBaseLayout(): Promise<{ layoutDir: string; tag: stri
 async function aptMirror(): Promise<string> {
   const text = await exec('sh', [
     '-c',
-    'cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null',
+    'cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null; true',
   ]);
   for (const line of text.split('\n')) {
     const m = /^URIs:\s*(\S+)/.exec(line) ?? /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)/.exec(line);
