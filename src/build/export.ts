@@ -1,14 +1,15 @@
 /**
  * build/export: hands a built image to the copy engine as an ImageSource over its blobs on disk (cache and
  * store), so every output — the store (`-t`), registry, oci, oci-archive, docker-archive — goes through the
- * same transports and verification as `gantry copy`, and a registry only receives the blobs it lacks.
+ * same transports and verification as `gantry copy`, and a registry only receives the blobs it lacks. A
+ * multi-platform build is exported as an OCI index over its per-platform images.
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { LocalCache } from '../cache/local.js';
 import { type CopyResult, copyImage } from '../copy/index.js';
 import { GantryError } from '../errors/index.js';
-import { type Descriptor, MediaType, type RawManifest } from '../oci/index.js';
+import { type Descriptor, type ImageIndex, MediaType, type RawManifest, sha256Digest } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { LayerStore } from '../store/index.js';
 import { openDestination, parseTransportReference } from '../transports/index.js';
@@ -17,18 +18,64 @@ import type { ImageDestination, ImageSource } from '../transports/types.js';
 import type { Logger } from '../util/log.js';
 import type { BuildResult } from './types.js';
 
-export function builtImageSource(result: BuildResult, cache: LocalCache): ImageSource {
-  const paths = new Map<string, string>([[result.configDigest, cache.blobPath(result.configDigest)]]);
-  for (const l of result.layers) paths.set(l.digest, l.path);
-  const raw: RawManifest = {
-    bytes: result.manifest.bytes,
-    mediaType: MediaType.ociManifest,
-    digest: result.manifest.digest,
+/** A multi-platform build: an OCI index over one built image per platform. */
+export interface BuiltIndex {
+  index: { bytes: Buffer; digest: string };
+  images: readonly BuildResult[];
+}
+
+export type BuiltOutput = BuildResult | BuiltIndex;
+
+export function isBuiltIndex(output: BuiltOutput): output is BuiltIndex {
+  return 'images' in output;
+}
+
+/** The index over per-platform builds, each entry carrying the platform its config names. */
+export function buildIndex(
+  images: readonly BuildResult[],
+  annotations?: Readonly<Record<string, string>>,
+): BuiltIndex {
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: images.map((r) => ({
+      mediaType: MediaType.ociManifest,
+      digest: r.manifest.digest,
+      size: r.manifest.bytes.length,
+      platform: {
+        os: r.config.os,
+        architecture: r.config.architecture,
+        ...(r.config.variant ? { variant: r.config.variant } : {}),
+      },
+    })),
+    ...(annotations && Object.keys(annotations).length > 0 ? { annotations: { ...annotations } } : {}),
   };
+  const bytes = Buffer.from(JSON.stringify(index));
+  return { index: { bytes, digest: sha256Digest(bytes) }, images };
+}
+
+export function builtImageSource(output: BuiltOutput, cache: LocalCache): ImageSource {
+  const images = isBuiltIndex(output) ? output.images : [output];
+  const paths = new Map<string, string>();
+  const manifests = new Map<string, RawManifest>();
+  for (const result of images) {
+    paths.set(result.configDigest, cache.blobPath(result.configDigest));
+    for (const l of result.layers) paths.set(l.digest, l.path);
+    manifests.set(result.manifest.digest, {
+      bytes: result.manifest.bytes,
+      mediaType: MediaType.ociManifest,
+      digest: result.manifest.digest,
+    });
+  }
+  const top: RawManifest = isBuiltIndex(output)
+    ? { bytes: output.index.bytes, mediaType: MediaType.ociIndex, digest: output.index.digest }
+    : (manifests.get(output.manifest.digest) as RawManifest);
+  manifests.set(top.digest, top);
   return {
     name: 'build',
     async getManifest(digest?: string) {
-      if (digest !== undefined && digest !== raw.digest) {
+      const raw = manifests.get(digest ?? top.digest);
+      if (!raw) {
         throw new GantryError('NOT_FOUND', `manifest ${digest} is not part of the build`, {
           subject: 'build',
         });
@@ -65,7 +112,7 @@ export interface ExportOptions {
 }
 
 /** Copies the image to every tag and destination; returns the digest each one got. */
-export async function exportImage(result: BuildResult, o: ExportOptions): Promise<Map<string, CopyResult>> {
+export async function exportImage(result: BuiltOutput, o: ExportOptions): Promise<Map<string, CopyResult>> {
   const out = new Map<string, CopyResult>();
   const targets: { name: string; open: () => Promise<ImageDestination> }[] = [
     ...(o.tags ?? []).map((tag) => ({
@@ -82,6 +129,7 @@ export async function exportImage(result: BuildResult, o: ExportOptions): Promis
     const destination = await t.open();
     const copied = await copyImage(source, destination, {
       logger: o.logger,
+      ...(isBuiltIndex(result) ? { all: true } : {}),
       ...(o.format === 'docker' ? { format: 'v2s2' as const } : {}),
     });
     out.set(t.name, copied);

@@ -4,5 +4,20 @@
  */
 export { build } from './builder.js';
 export type { ImageConfig, RuntimeConfig } from './config.js';
-export { builtImageSource, type ExportOptions, exportImage } from './export.js';
-export type { BuildOptions, BuildResult, SecretSource, StepReport } from './types.js';
+export {
+  type BuiltIndex,
+  type BuiltOutput,
+  buildIndex,
+  builtImageSource,
+  type ExportOptions,
+  exportImage,
+  isBuiltIndex,
+} from './export.js';
+export type {
+  BuildOptions,
+  BuildResult,
+  NamedContext,
+  SecretSource,
+  StepReport,
+  StepStart,
+} from './types.js';

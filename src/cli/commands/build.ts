@@ -2,8 +2,24 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Witness } from '@sigstore/sign';
-import { parseOutput, parsePairs, parseSecret, parseTimestamp, registryOutputs } from '../../build/flags.js';
-import { type BuildResult, build, exportImage, type StepReport } from '../../build/index.js';
+import {
+  parseBuildContext,
+  parseOutput,
+  parsePairs,
+  parsePlatforms,
+  parseSecret,
+  parseTimestamp,
+  registryOutputs,
+} from '../../build/flags.js';
+import {
+  type BuildOptions,
+  type BuildResult,
+  type BuiltOutput,
+  build,
+  buildIndex,
+  exportImage,
+  isBuiltIndex,
+} from '../../build/index.js';
 import { parseSsh } from '../../build/ssh-agent.js';
 import {
   type CacheRecord,
@@ -15,6 +31,7 @@ import {
 } from '../../cache/index.js';
 import { resolveBuildArgs } from '../../dockerfile/index.js';
 import { GantryError } from '../../errors/index.js';
+import { formatPlatform } from '../../oci/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 import type { PullPolicy } from '../../run/index.js';
 import { ISOLATION_REQUESTS } from '../../sandbox/isolation.js';
@@ -23,6 +40,7 @@ import type { Signer } from '../../sign/types.js';
 import { defaultStoreRoot, LayerStore } from '../../store/index.js';
 import { parseTransportReference } from '../../transports/index.js';
 import { parseArgs, parseChoice } from '../args.js';
+import { createBuildProgress, jsonLogger, type ProgressMode } from '../build-progress.js';
 import type { Command } from '../command.js';
 import { keylessSignFlags, keylessSigning } from '../keyless-flags.js';
 import { createOutput, type Output } from '../output.js';
@@ -109,6 +127,27 @@ const flags = {
     valueName: 'REF',
     description: "push this build's cache to an image reference",
   },
+  'build-context': {
+    type: 'string',
+    multiple: true,
+    valueName: 'NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG][@DIGEST]',
+    description: 'replace the stage or image NAME (FROM, COPY --from, RUN --mount from=)',
+  },
+  platform: {
+    type: 'string',
+    multiple: true,
+    valueName: 'OS/ARCH[/VARIANT][,...]',
+    description: 'build for these platforms (several make an index; default the host)',
+  },
+  squash: {
+    type: 'boolean',
+    description: "keep the base image's layers and put every change the build made into one layer",
+  },
+  progress: {
+    type: 'string',
+    valueName: 'auto|plain|json',
+    description: 'step display: auto (live on a terminal, else plain), plain lines, or JSON lines',
+  },
   'no-cache': { type: 'boolean', description: 'run every step' },
   'explain-cache': { type: 'boolean', description: 'say for each step why it hit or missed the cache' },
   pull: {
@@ -150,12 +189,6 @@ const flags = {
   help: commonFlags.help,
 } as const;
 
-function stepLine(r: StepReport, explain: boolean): string {
-  const mark = r.cache === 'hit' ? 'CACHED ' : '';
-  const why = explain && r.cache !== 'none' ? ` (${r.cache}: ${r.reason})` : '';
-  return `[${r.stage}] ${r.location} ${mark}${r.instruction}${why}`;
-}
-
 export const command: Command = {
   summary: 'build an image from a Dockerfile, rootless and daemonless, with a layer cache',
   usage: 'build [flags] CONTEXT',
@@ -164,7 +197,15 @@ export const command: Command = {
     const { flags: f, positionals } = parseArgs(argv, flags);
     if (positionals.length !== 1)
       throw new GantryError('INVALID_ARGUMENT', 'build needs exactly one CONTEXT directory');
-    const out = createOutput({ quiet: f.quiet });
+    const mode = parseChoice<ProgressMode>('progress', f.progress, ['auto', 'plain', 'json'], 'auto');
+    const platforms = parsePlatforms(f.platform ?? []);
+    if (platforms.length > 1 && f.sbom) {
+      throw new GantryError('INVALID_ARGUMENT', 'an SBOM per platform is not supported yet', {
+        subject: '--sbom',
+      });
+    }
+    const plainOutput = createOutput({ quiet: f.quiet, json: mode === 'json' });
+    const out = mode === 'json' ? { ...plainOutput, logger: jsonLogger() } : plainOutput;
     const contextDir = resolve(positionals[0] as string);
     const buildArgFiles = await Promise.all(
       (f['build-arg-file'] ?? []).map(async (name) => ({ name, text: await readFile(name, 'utf8') })),
@@ -190,7 +231,7 @@ export const command: Command = {
       files: buildArgFiles,
       env: process.env,
     });
-    const result = await build({
+    const options: BuildOptions = {
       contextDir,
       ...(f.file ? { dockerfile: resolve(f.file) } : {}),
       buildArgs,
@@ -211,10 +252,37 @@ export const command: Command = {
       cache,
       registry,
       logger: out.logger,
-      onStep: (r) => {
-        if (!f.quiet || explain) process.stderr.write(`${stepLine(r, explain)}\n`);
-      },
-    });
+      contexts: Object.fromEntries(
+        (f['build-context'] ?? []).map((v) => parseBuildContext(v, process.cwd())),
+      ),
+      squash: Boolean(f.squash),
+    };
+    const results: BuildResult[] = [];
+    for (const platform of platforms.length > 0 ? platforms : [undefined]) {
+      const progress = createBuildProgress({
+        mode,
+        explain,
+        quiet: Boolean(f.quiet),
+        ...(platform && platforms.length > 1 ? { platform: formatPlatform(platform) } : {}),
+      });
+      try {
+        results.push(
+          await build({
+            ...options,
+            ...(platform ? { platform } : {}),
+            onStepStart: (s) => progress.stepStarted(s),
+            onStep: (r) => progress.stepDone(r),
+          }),
+        );
+      } catch (err) {
+        progress.failed(err);
+        throw err;
+      } finally {
+        progress.finish();
+      }
+    }
+    const result: BuiltOutput = results.length > 1 ? buildIndex(results) : (results[0] as BuildResult);
+    const first = results[0] as BuildResult;
     const format = parseChoice('format', f.format, ['oci', 'docker'] as const, 'oci');
     const exported = await exportImage(result, {
       tags: f.tag ?? [],
@@ -226,7 +294,7 @@ export const command: Command = {
       logger: out.logger,
     });
     if (signing) {
-      await signAndAttest(result, {
+      await signAndAttest(first, {
         ...signing,
         outputs: [...exported]
           .filter(([name]) => registryOutputs([name]).length > 0)
@@ -245,7 +313,7 @@ export const command: Command = {
     }
     if (f['cache-to']) {
       const records: CacheRecord[] = [];
-      for (const step of result.steps) {
+      for (const step of results.flatMap((r) => r.steps)) {
         const record = step.key === undefined ? undefined : await cache.get(step.key);
         if (record) records.push(record);
       }
@@ -254,19 +322,22 @@ export const command: Command = {
     for (const cacheImage of imported) await cacheImage.close();
     if (imported.length > 0) out.logger.info(`fetched ${cache.fetched} cached layers`);
     await cache.prune({ maxBytes: defaultCacheBound() });
-    const digest = [...exported.values()][0]?.digest ?? result.manifest.digest;
-    if (f.iidfile) await writeFile(f.iidfile, result.configDigest);
+    const own = isBuiltIndex(result) ? result.index.digest : result.manifest.digest;
+    // The image ID of a multi-platform build is its index's digest, as buildx writes it.
+    const imageId = isBuiltIndex(result) ? result.index.digest : result.configDigest;
+    const digest = [...exported.values()][0]?.digest ?? own;
+    if (f.iidfile) await writeFile(f.iidfile, imageId);
     if (f.digestfile) await writeFile(f.digestfile, digest);
     if (f['metadata-file']) {
       const metadata = {
         'containerimage.digest': digest,
-        'containerimage.config.digest': result.configDigest,
+        ...(isBuiltIndex(result) ? {} : { 'containerimage.config.digest': result.configDigest }),
         'image.name': [...(f.tag ?? []), ...(f.output ?? [])].join(','),
         outputs: Object.fromEntries([...exported].map(([name, r]) => [name, r.digest])),
       };
       await writeFile(f['metadata-file'], `${JSON.stringify(metadata, null, 2)}\n`);
     }
-    if (!f.quiet) process.stdout.write(`${result.configDigest}\n`);
+    if (!f.quiet) process.stdout.write(`${imageId}\n`);
     return 0;
   },
 };
