@@ -8,6 +8,7 @@ import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { AddInstruction, CopyInstruction } from '../dockerfile/index.js';
 import { GantryError } from '../errors/index.js';
+import type { Logger } from '../util/log.js';
 import { extractArchive, isArchive } from './add-archive.js';
 import { checkoutGit, type GitSource, isGitSource, parseGitSource, resolveGitRef } from './add-git.js';
 import { type Downloaded, download, isHttpUrl, redactUrl } from './add-http.js';
@@ -116,11 +117,13 @@ export interface StageSourcesOptions {
   stage: Omit<StageCopyOptions, 'entries' | 'changes' | 'sourceOwner'>;
   /** Whether dest exists in the image (a tree source then keeps its metadata). */
   destExists: boolean;
+  /** Told about archive entries that were not extracted. */
+  logger: Logger;
 }
 
 /** Extracts an archive into `dest` (created like BuildKit's MkdirAll, 0755 with the --chown owner). */
 export async function unpackInto(
-  s: Pick<StageSourcesOptions, 'changes' | 'owners' | 'stage'>,
+  s: Pick<StageSourcesOptions, 'changes' | 'owners' | 'stage' | 'logger'>,
   archive: string,
   name: string,
   dest: string,
@@ -135,7 +138,7 @@ export async function unpackInto(
     },
     posix.join(destPath, '.unpack'),
   );
-  await extractArchive({
+  const result = await extractArchive({
     archive,
     name,
     target: join(s.changes, destPath),
@@ -143,6 +146,9 @@ export async function unpackInto(
     owners: s.owners,
     subject: s.stage.subject,
   });
+  for (const skipped of result.skipped) {
+    s.logger.warn(`${s.stage.subject}: ${name}: ${skipped.path}: ${skipped.reason}`);
+  }
 }
 
 /** Writes the remote and heredoc sources into the changes directory, in BuildKit's order. */

@@ -62,7 +62,10 @@ export async function copyStep(
   const subject = where(ctx, instruction.location.line);
   // BuildKit merges a --link layer onto the image only when there is no --chmod; otherwise it copies as usual.
   const link = instruction.link && !instruction.chmod;
-  const dirs = await layerDirs(o.store, state.layers);
+  // A --link step reads nothing of the image except, for --chown names, its passwd and group files.
+  const needsImage = !link || (instruction.chown !== undefined && !/^\d+(:\d+)?$/.test(instruction.chown));
+  if (needsImage) await ctx.ensureLayers(state.layers);
+  const dirs = needsImage ? await layerDirs(o.store, state.layers) : [];
   const dest = resolveDest(instruction.dest, state.config.config.WorkingDir ?? '/');
   const existing = link ? undefined : await lookup(dirs, dest.path);
   const destIsDir = dest.dir || Boolean(existing?.isDirectory());
@@ -139,7 +142,7 @@ export async function copyStep(
       if (plain.length > 0) await stageCopy({ ...stage, entries: plain, changes, sourceOwner, owners });
       for (const a of archives) {
         await unpackInto(
-          { changes, owners, stage },
+          { changes, owners, stage, logger: o.logger },
           a.source,
           posix.relative(o.contextDir, a.source),
           dest.path,
@@ -153,6 +156,7 @@ export async function copyStep(
         owners,
         stage,
         destExists,
+        logger: o.logger,
       });
       await applyOwners(owners, `${changes}.owners`, subject);
     };
