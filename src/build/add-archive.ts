@@ -183,7 +183,7 @@ export async function extractArchive(o: ExtractOptions): Promise<ExtractResult> 
   const extract = tar.extract();
   const done = pipeline(d.stream, extract);
   const result: ExtractResult = { entries: 0, skipped: [] };
-  const dirTimes: { path: string; mtime: Date }[] = [];
+  const dirs: { path: string; mode: number; mtime: Date }[] = [];
   try {
     for await (const entry of extract) {
       const h = entry.header;
@@ -206,8 +206,9 @@ export async function extractArchive(o: ExtractOptions): Promise<ExtractResult> 
       switch (h.type) {
         case 'directory':
           await mkdir(host, { recursive: true });
-          await chmod(host, mode);
-          dirTimes.push({ path: host, mtime });
+          // Owner-writable until the end, so a read-only directory can still receive its entries.
+          await chmod(host, mode | 0o700);
+          dirs.push({ path: host, mode, mtime });
           entry.resume();
           break;
         case 'file':
@@ -259,7 +260,10 @@ export async function extractArchive(o: ExtractOptions): Promise<ExtractResult> 
     if (isGantryError(err)) throw err;
     throw asGantryError(err, 'INVALID_ARGUMENT', `cannot extract ${o.name}`, o.subject);
   }
-  // Directory mtimes last: writing their children changed them.
-  for (const { path, mtime } of dirTimes.reverse()) await lutimes(path, mtime, mtime);
+  // Directory modes and mtimes last: writing their children needed them writable and changed their mtimes.
+  for (const { path, mode, mtime } of dirs.reverse()) {
+    await chmod(path, mode);
+    await lutimes(path, mtime, mtime);
+  }
   return result;
 }

@@ -19,9 +19,9 @@ export function isHttpUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
 }
 
-/** The URL with any user info replaced, for messages, history and cache records. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
+/** Text (a URL, or a tool's message quoting URLs) with user info replaced, for messages, history and records. */
+export function redactUrl(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@'"]+@/gi, '$1***@');
 }
 
 /** BuildKit's file name for a downloaded URL: the path's last segment, else `__unnamed__`. */

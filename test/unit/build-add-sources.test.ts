@@ -101,7 +101,7 @@ describe('extractArchive', () => {
   it('writes files, directories, symlinks and hard links with their owners; whiteouts stay files', async () => {
     const { target, owners, result } = await extract(
       await tarOf([
-        { name: 'd/', type: 'directory', mode: 0o750, uid: 5, gid: 6 },
+        { name: 'd/', type: 'directory', mode: 0o550, uid: 5, gid: 6 },
         { name: 'd/f.txt', body: 'f', mode: 0o640, uid: 5, gid: 6 },
         { name: 'd/.wh.gone', body: '' },
         { name: 'd/.wh..wh..opq', body: '' },
@@ -112,7 +112,8 @@ describe('extractArchive', () => {
       ]),
     );
     expect((await readdir(join(target, 'd'))).sort()).toEqual(['.wh..wh..opq', '.wh.gone', 'f.txt']);
-    expect((await stat(join(target, 'd'))).mode & 0o7777).toBe(0o750);
+    // A read-only directory still received its entries, and has its mode in the end.
+    expect((await stat(join(target, 'd'))).mode & 0o7777).toBe(0o550);
     expect((await stat(join(target, 'd/f.txt'))).mode & 0o7777).toBe(0o640);
     expect(await readFile(join(target, 'abs.txt'), 'utf8')).toBe('rooted at the target');
     expect(await readlink(join(target, 'l'))).toBe('d/f.txt');
@@ -191,5 +192,13 @@ describe('Git sources', () => {
       subdir: 'docs/site',
     });
     expect(parseGitSource('https://h/r.git#:sub')).toEqual({ remote: 'https://h/r.git', subdir: 'sub' });
+  });
+});
+
+describe('redaction of tool messages', () => {
+  it('replaces user info anywhere in a message', () => {
+    expect(redactUrl("fatal: unable to access 'https://tok3n@h/r.git/': 403")).toBe(
+      "fatal: unable to access 'https://***@h/r.git/': 403",
+    );
   });
 });
