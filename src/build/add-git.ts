@@ -12,27 +12,68 @@ import { GantryError } from '../errors/index.js';
 import { redactUrl } from './add-http.js';
 
 export interface GitSource {
-  /** The repository URL without the fragment. */
+  /** The repository URL without the fragment and query. */
   remote: string;
   ref?: string;
   subdir?: string;
+  /** `?keep-git-dir=` */
+  keepGitDir?: boolean;
+  /** `?checksum=` / `?commit=`: the commit the ref must resolve to. */
+  checksum?: string;
+}
+
+function withoutQuery(source: string): string {
+  return (source.split('#')[0] as string).split('?')[0] as string;
 }
 
 /** BuildKit's Git source forms: scp-like `git@host:repo`, git:// and ssh:// URLs, http(s) URLs ending in `.git`. */
 export function isGitSource(source: string): boolean {
   if (/^(git@[^:]+:|git:\/\/|ssh:\/\/)/.test(source)) return true;
-  return /^https?:\/\//.test(source) && /\.git$/.test(source.split('#')[0] as string);
+  return /^https?:\/\//.test(source) && /\.git$/.test(withoutQuery(source));
 }
 
-/** Splits `url#ref:subdir` (BuildKit's fragment syntax). */
-export function parseGitSource(source: string): GitSource {
+function parseBool(key: string, value: string, fail: (m: string) => Error): boolean {
+  if (value === '' || /^(1|t|true)$/i.test(value)) return true;
+  if (/^(0|f|false)$/i.test(value)) return false;
+  throw fail(`invalid ${key} value: ${JSON.stringify(value)}`);
+}
+
+/**
+ * Splits `url[?query]#ref:subdir` (BuildKit's fragment syntax, and its query keys ref, tag, branch, subdir,
+ * checksum/commit and keep-git-dir); conflicting or unknown keys throw.
+ */
+export function parseGitSource(source: string, subject = ''): GitSource {
+  const fail = (m: string) => new GantryError('INVALID_ARGUMENT', `${redactUrl(source)}: ${m}`, { subject });
   const hash = source.indexOf('#');
-  const remote = hash < 0 ? source : source.slice(0, hash);
+  const base = hash < 0 ? source : source.slice(0, hash);
   const fragment = hash < 0 ? '' : source.slice(hash + 1);
   const colon = fragment.indexOf(':');
-  const ref = colon < 0 ? fragment : fragment.slice(0, colon);
-  const subdir = colon < 0 ? '' : fragment.slice(colon + 1);
-  return { remote, ...(ref ? { ref } : {}), ...(subdir ? { subdir } : {}) };
+  const out: GitSource = { remote: base };
+  const fragRef = colon < 0 ? fragment : fragment.slice(0, colon);
+  const fragSubdir = colon < 0 ? '' : fragment.slice(colon + 1);
+  if (fragRef) out.ref = fragRef;
+  if (fragSubdir) out.subdir = fragSubdir;
+  const q = base.indexOf('?');
+  if (q < 0 || !base.includes('://')) return out;
+  out.remote = base.slice(0, q);
+  const set = (key: 'ref' | 'subdir' | 'checksum', value: string) => {
+    if (out[key] !== undefined && out[key] !== value) throw fail(`${key} conflicts: ${out[key]} vs ${value}`);
+    out[key] = value;
+  };
+  let tag = '';
+  let branch = '';
+  for (const [key, value] of new URLSearchParams(base.slice(q + 1))) {
+    if (key === 'ref' || key === 'subdir') set(key, value);
+    else if (key === 'tag') tag = value;
+    else if (key === 'branch') branch = value;
+    else if (key === 'checksum' || key === 'commit') set('checksum', value);
+    else if (key === 'keep-git-dir') out.keepGitDir = parseBool(key, value, fail);
+    else throw fail(`unexpected query ${JSON.stringify(key)}`);
+  }
+  if (tag && branch) throw fail('branch conflicts with tag');
+  if (tag) set('ref', tag.startsWith('refs/tags/') ? tag : `refs/tags/${tag}`);
+  if (branch) set('ref', branch.startsWith('refs/heads/') ? branch : `refs/heads/${branch}`);
+  return out;
 }
 
 const TIMEOUT_MS = 300_000;

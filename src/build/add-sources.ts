@@ -58,16 +58,28 @@ export async function prepareSources(o: PrepareOptions): Promise<PreparedSources
   const out: PreparedSources = { local: [], remote: [], inline: [], identities: {}, inlineFiles: {} };
   for (const [n, source] of i.sources.entries()) {
     if (i.kind === 'ADD' && isGitSource(source)) {
-      const git = parseGitSource(source);
+      const git = parseGitSource(source, o.subject);
+      if (i.keepGitDir !== undefined && git.keepGitDir !== undefined && i.keepGitDir !== git.keepGitDir) {
+        throw new GantryError('INVALID_ARGUMENT', 'inconsistent keep-git-dir configuration', {
+          subject: o.subject,
+        });
+      }
+      if (i.checksum && git.checksum && i.checksum !== git.checksum) {
+        throw new GantryError('INVALID_ARGUMENT', `checksum mismatch ${i.checksum} != ${git.checksum}`, {
+          subject: o.subject,
+        });
+      }
+      const checksum = i.checksum ?? git.checksum;
       const commit = await resolveGitRef(git, o.subject);
-      if (i.checksum && !commit.startsWith(i.checksum)) {
+      if (checksum && !commit.startsWith(checksum)) {
         throw new GantryError(
           'DIGEST_MISMATCH',
-          `ADD ${redactUrl(source)}: checksum mismatch: expected commit ${i.checksum}, got ${commit}`,
+          `ADD ${redactUrl(source)}: checksum mismatch: expected commit ${checksum}, got ${commit}`,
           { subject: o.subject },
         );
       }
-      out.remote.push({ kind: 'git', source: git, commit, keepGitDir: i.keepGitDir ?? false });
+      const keepGitDir = i.keepGitDir ?? git.keepGitDir ?? false;
+      out.remote.push({ kind: 'git', source: git, commit, keepGitDir });
       out.identities[`git:${n}`] = commit;
     } else if (i.kind === 'ADD' && isHttpUrl(source)) {
       if (i.checksum) {

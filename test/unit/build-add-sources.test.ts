@@ -193,6 +193,27 @@ describe('Git sources', () => {
     });
     expect(parseGitSource('https://h/r.git#:sub')).toEqual({ remote: 'https://h/r.git', subdir: 'sub' });
   });
+
+  it('reads the query keys BuildKit reads, refusing conflicts and unknown keys', () => {
+    expect(parseGitSource('https://h/r.git?tag=v1&subdir=docs&keep-git-dir=true')).toEqual({
+      remote: 'https://h/r.git',
+      ref: 'refs/tags/v1',
+      subdir: 'docs',
+      keepGitDir: true,
+    });
+    expect(parseGitSource('https://h/r.git?branch=main&commit=abc123')).toEqual({
+      remote: 'https://h/r.git',
+      ref: 'refs/heads/main',
+      checksum: 'abc123',
+    });
+    expect(isGitSource('https://h/r.git?ref=main')).toBe(true);
+    expect(() => parseGitSource('https://h/r.git?ref=a#b')).toThrow('ref conflicts: b vs a');
+    expect(() => parseGitSource('https://h/r.git?tag=a&branch=b')).toThrow('branch conflicts with tag');
+    expect(() => parseGitSource('https://h/r.git?depth=1')).toThrow('unexpected query "depth"');
+    expect(() => parseGitSource('https://u:pw@h/r.git?keep-git-dir=maybe')).toThrow(
+      'https://***@h/r.git?keep-git-dir=maybe: invalid keep-git-dir value: "maybe"',
+    );
+  });
 });
 
 describe('redaction of tool messages', () => {
