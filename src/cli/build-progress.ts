@@ -12,6 +12,15 @@ import type { Logger } from '../util/log.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'json';
 
+/** What `auto` becomes: live on a terminal unless in CI (as cli/output decides), plain otherwise. */
+export function resolveProgressMode(
+  mode: ProgressMode,
+  o: { isTTY: boolean; ci: boolean; quiet: boolean },
+): 'live' | 'plain' | 'json' {
+  if (mode !== 'auto') return mode;
+  return o.isTTY && !o.ci && !o.quiet ? 'live' : 'plain';
+}
+
 export interface BuildProgress {
   stepStarted(step: StepStart): void;
   stepDone(report: StepReport): void;
@@ -21,14 +30,15 @@ export interface BuildProgress {
 }
 
 export interface BuildProgressOptions {
-  mode: ProgressMode;
+  /** After resolveProgressMode. */
+  mode: 'live' | 'plain' | 'json';
   /** Append why each step hit or missed. */
   explain: boolean;
   /** Only `--explain-cache` lines (plain) are printed; json is never quiet. */
   quiet: boolean;
   /** Prefixed to stage names when several platforms build (`linux/arm64 build`). */
   platform?: string;
-  stream?: NodeJS.WriteStream;
+  stream?: { write(text: string): unknown };
   now?: () => number;
 }
 
@@ -96,11 +106,10 @@ export function createBuildProgress(o: BuildProgressOptions): BuildProgress {
       finish() {},
     };
   }
-  const live = o.mode === 'auto' && stream.isTTY === true && !process.env.CI && !o.quiet;
   const print = (r: StepReport) => {
     if (!o.quiet || o.explain) stream.write(`${stepLine(r, o.explain, o.platform)}\n`);
   };
-  if (!live) {
+  if (o.mode === 'plain') {
     return {
       stepStarted() {},
       stepDone: print,

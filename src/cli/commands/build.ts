@@ -40,7 +40,12 @@ import type { Signer } from '../../sign/types.js';
 import { defaultStoreRoot, LayerStore } from '../../store/index.js';
 import { parseTransportReference } from '../../transports/index.js';
 import { parseArgs, parseChoice } from '../args.js';
-import { createBuildProgress, jsonLogger, type ProgressMode } from '../build-progress.js';
+import {
+  createBuildProgress,
+  jsonLogger,
+  type ProgressMode,
+  resolveProgressMode,
+} from '../build-progress.js';
 import type { Command } from '../command.js';
 import { keylessSignFlags, keylessSigning } from '../keyless-flags.js';
 import { createOutput, type Output } from '../output.js';
@@ -260,7 +265,11 @@ export const command: Command = {
     const results: BuildResult[] = [];
     for (const platform of platforms.length > 0 ? platforms : [undefined]) {
       const progress = createBuildProgress({
-        mode,
+        mode: resolveProgressMode(mode, {
+          isTTY: process.stderr.isTTY === true,
+          ci: Boolean(process.env.CI),
+          quiet: Boolean(f.quiet),
+        }),
         explain,
         quiet: Boolean(f.quiet),
         ...(platform && platforms.length > 1 ? { platform: formatPlatform(platform) } : {}),
