@@ -203,14 +203,9 @@ export async function planRunMounts(
   return { mounts, key, files, ...(ssh ? { sshAuthSock: ssh.target } : {}) };
 }
 
-export interface PreparedMount {
-  mount: SandboxMount;
-  /** The sandbox may create the mount point: remove it from the layer afterwards. */
-  stub: boolean;
-}
-
 export interface PreparedMounts {
-  mounts: PreparedMount[];
+  /** In mount order; the sandbox may create their mount points, which `removeStubs` clears afterwards. */
+  mounts: SandboxMount[];
   /** `KEY=value` for secrets given as environment variables. */
   env: string[];
   /** Unlocks cache mounts and stops agent forwarding; call after the RUN, however it ended. */
@@ -241,161 +236,188 @@ async function stageContext(entries: readonly CopyEntry[], dir: string): Promise
   }
 }
 
+type Planned<T extends PlannedMount['type']> = Extract<PlannedMount, { type: T }>;
+
+/** What one planned mount needs while the RUN runs, made by one of the functions below. */
+interface Made {
+  mount?: SandboxMount;
+  env?: string;
+  release?: () => Promise<void>;
+}
+
+interface MakeContext extends PrepareOptions {
+  ctx: BuildContext;
+  /** An empty directory name for this mount under the helper's scratch space (not created). */
+  scratch: string;
+  /** A name for this mount's files under `base` (not created). */
+  own: string;
+}
+
+async function makeSecret(p: Planned<'secret'>, m: MakeContext): Promise<Made> {
+  const source = m.ctx.options.secrets?.[p.id];
+  if (!source) {
+    if (!p.required) return {};
+    throw new GantryError('INVALID_ARGUMENT', `secret ${p.id} was not given (--secret id=${p.id},...)`, {
+      subject: m.subject,
+    });
+  }
+  const value = 'file' in source ? undefined : (process.env[source.env] ?? '');
+  const made: Made = {};
+  if (p.env !== undefined) {
+    made.env = `${p.env}=${'file' in source ? await readFile(source.file, 'utf8') : value}`;
+  }
+  if (p.target !== undefined) {
+    let file: string;
+    if ('file' in source) file = source.file;
+    else {
+      file = m.own;
+      await writeFile(file, value ?? '', { mode: 0o600 });
+    }
+    made.mount = { source: file, destination: p.target, readonly: true };
+  }
+  return made;
+}
+
+async function makeSsh(p: Planned<'ssh'>, m: MakeContext): Promise<Made> {
+  const agent = m.ctx.options.ssh?.[p.id];
+  if (!agent) {
+    if (!p.required) return {};
+    throw new GantryError('INVALID_ARGUMENT', `ssh agent ${p.id} was not given (--ssh ${p.id}[=SOCKET])`, {
+      subject: m.subject,
+    });
+  }
+  const forward = await forwardAgent({ id: p.id, agent, mode: p.mode, subject: m.subject });
+  return {
+    mount: { source: forward.socket, destination: p.target, readonly: false },
+    release: forward.close,
+  };
+}
+
+async function makeCache(p: Planned<'cache'>, m: MakeContext): Promise<Made> {
+  const store = m.ctx.options.store;
+  const from = p.seed;
+  const seed: CacheSeed = from
+    ? {
+        kind: 'copy',
+        identity: `${from.state.key}:${from.path}`,
+        fill: async (dir) => {
+          const flat = await flatten(store.tmpDir, from.state.layers);
+          try {
+            await rename(join(flat, from.path), dir).catch((cause) => {
+              throw new GantryError('NOT_FOUND', `cache mount source ${from.path} not found`, {
+                subject: m.subject,
+                cause,
+              });
+            });
+          } finally {
+            await rm(flat, { recursive: true, force: true });
+          }
+        },
+      }
+    : { kind: 'empty', uid: p.uid, gid: p.gid, mode: p.mode };
+  const lease = await acquireCacheMount({
+    root: join(store.root, 'cache', 'mounts'),
+    id: p.id,
+    seed,
+    explicitOwner: p.explicitOwner,
+    sharing: p.sharing,
+    ...(m.idMaps ? { idMaps: m.idMaps } : {}),
+    subject: m.subject,
+  });
+  return {
+    mount: { source: lease.dir, destination: p.target, readonly: p.readonly },
+    release: lease.release,
+  };
+}
+
+async function makeBind(p: Planned<'bind'>, m: MakeContext): Promise<Made> {
+  if (p.stage) {
+    const dirs = await layerDirs(m.ctx.options.store, p.stage.state.layers);
+    if (p.stage.path !== '/' && !(await lookup(dirs, p.stage.path))) {
+      throw new GantryError('NOT_FOUND', `mount source ${p.stage.path} not found in the stage or image`, {
+        subject: m.subject,
+      });
+    }
+    await mkdir(m.scratch);
+    const { scratch } = m;
+    return {
+      mount: {
+        type: 'layers',
+        layers: dirs,
+        source: p.stage.path,
+        scratch,
+        destination: p.target,
+        readonly: p.readonly,
+      },
+    };
+  }
+  const c = p.context as NonNullable<typeof p.context>;
+  // Ignored files must not be visible: with ignore rules the mount is a copy of exactly the planned files.
+  let root = m.ctx.options.contextDir;
+  let inner = `/${c.rel}`;
+  if (m.ctx.ignore.patterns.length > 0) {
+    root = m.own;
+    await stageContext(c.entries, root);
+    inner = c.isDir ? '/' : `/${posix.basename(c.rel)}`;
+  }
+  if (p.readonly) return { mount: { source: join(root, inner), destination: p.target, readonly: true } };
+  // Writable: a union over the context whose writes stay in scratch space, discarded after the RUN.
+  await mkdir(m.scratch);
+  const { scratch } = m;
+  return {
+    mount: { type: 'layers', layers: [root], source: inner, scratch, destination: p.target, readonly: false },
+  };
+}
+
+function make(p: PlannedMount, m: MakeContext): Promise<Made> {
+  switch (p.type) {
+    case 'secret':
+      return makeSecret(p, m);
+    case 'ssh':
+      return makeSsh(p, m);
+    case 'cache':
+      return makeCache(p, m);
+    case 'tmpfs':
+      return Promise.resolve({
+        mount: { type: 'tmpfs', destination: p.target, ...(p.size === undefined ? {} : { size: p.size }) },
+      });
+    case 'bind':
+      return makeBind(p, m);
+  }
+}
+
 /** Makes what the sandbox mounts for a planned RUN (on a cache miss). */
 export async function prepareRunMounts(
   ctx: BuildContext,
   plan: RunMountPlan,
   o: PrepareOptions,
 ): Promise<PreparedMounts> {
-  const out: PreparedMount[] = [];
+  const mounts: SandboxMount[] = [];
   const env: string[] = [];
   const releases: (() => Promise<void>)[] = [];
   const release = async () => {
     for (const r of releases.reverse()) await r();
   };
-  const store = ctx.options.store;
   try {
     for (const [i, p] of plan.mounts.entries()) {
-      const scratch = join(o.helperScratch, `mount-${i}`);
-      if (p.type === 'secret') {
-        const source = ctx.options.secrets?.[p.id];
-        if (!source) {
-          if (p.required) {
-            throw new GantryError(
-              'INVALID_ARGUMENT',
-              `secret ${p.id} was not given (--secret id=${p.id},...)`,
-              {
-                subject: o.subject,
-              },
-            );
-          }
-          continue;
-        }
-        const value = 'file' in source ? undefined : (process.env[source.env] ?? '');
-        if (p.env !== undefined) {
-          env.push(`${p.env}=${'file' in source ? await readFile(source.file, 'utf8') : value}`);
-        }
-        if (p.target === undefined) continue;
-        let file: string;
-        if ('file' in source) file = source.file;
-        else {
-          file = join(o.base, `secret-${i}`);
-          await writeFile(file, value ?? '', { mode: 0o600 });
-        }
-        out.push({ mount: { source: file, destination: p.target, readonly: true }, stub: true });
-      } else if (p.type === 'ssh') {
-        const agent = ctx.options.ssh?.[p.id];
-        if (!agent) {
-          if (p.required) {
-            throw new GantryError(
-              'INVALID_ARGUMENT',
-              `ssh agent ${p.id} was not given (--ssh ${p.id}[=SOCKET])`,
-              {
-                subject: o.subject,
-              },
-            );
-          }
-          continue;
-        }
-        const forward = await forwardAgent({ id: p.id, agent, mode: p.mode, subject: o.subject });
-        releases.push(forward.close);
-        out.push({ mount: { source: forward.socket, destination: p.target, readonly: false }, stub: true });
-      } else if (p.type === 'tmpfs') {
-        out.push({
-          mount: { type: 'tmpfs', destination: p.target, ...(p.size === undefined ? {} : { size: p.size }) },
-          stub: true,
-        });
-      } else if (p.type === 'cache') {
-        const seedFrom = p.seed;
-        const seed: CacheSeed = seedFrom
-          ? {
-              kind: 'copy',
-              identity: `${seedFrom.state.key}:${seedFrom.path}`,
-              fill: async (dir) => {
-                const flat = await flatten(store.tmpDir, seedFrom.state.layers);
-                try {
-                  await rename(join(flat, seedFrom.path), dir).catch((cause) => {
-                    throw new GantryError('NOT_FOUND', `cache mount source ${seedFrom.path} not found`, {
-                      subject: o.subject,
-                      cause,
-                    });
-                  });
-                } finally {
-                  await rm(flat, { recursive: true, force: true });
-                }
-              },
-            }
-          : { kind: 'empty', uid: p.uid, gid: p.gid, mode: p.mode };
-        const lease = await acquireCacheMount({
-          root: join(store.root, 'cache', 'mounts'),
-          id: p.id,
-          seed,
-          explicitOwner: p.explicitOwner,
-          sharing: p.sharing,
-          ...(o.idMaps ? { idMaps: o.idMaps } : {}),
-          subject: o.subject,
-        });
-        releases.push(lease.release);
-        out.push({ mount: { source: lease.dir, destination: p.target, readonly: p.readonly }, stub: true });
-      } else if (p.stage) {
-        const dirs = await layerDirs(store, p.stage.state.layers);
-        if (p.stage.path !== '/' && !(await lookup(dirs, p.stage.path))) {
-          throw new GantryError('NOT_FOUND', `mount source ${p.stage.path} not found in the stage or image`, {
-            subject: o.subject,
-          });
-        }
-        await mkdir(scratch);
-        out.push({
-          mount: {
-            type: 'layers',
-            layers: dirs,
-            source: p.stage.path,
-            scratch,
-            destination: p.target,
-            readonly: p.readonly,
-          },
-          stub: true,
-        });
-      } else {
-        const c = p.context as NonNullable<typeof p.context>;
-        // Ignored files must not be visible: with ignore rules the mount is a copy of exactly the planned files.
-        let root = ctx.options.contextDir;
-        let inner = `/${c.rel}`;
-        if (ctx.ignore.patterns.length > 0) {
-          root = join(o.base, `context-${i}`);
-          await stageContext(c.entries, root);
-          inner = c.isDir ? '/' : `/${posix.basename(c.rel)}`;
-        }
-        if (p.readonly) {
-          out.push({
-            mount: { source: join(root, inner), destination: p.target, readonly: true },
-            stub: true,
-          });
-        } else {
-          // Writable: a union over the context whose writes stay in scratch space, discarded after the RUN.
-          await mkdir(scratch);
-          out.push({
-            mount: {
-              type: 'layers',
-              layers: [root],
-              source: inner,
-              scratch,
-              destination: p.target,
-              readonly: false,
-            },
-            stub: true,
-          });
-        }
-      }
+      const made = await make(p, {
+        ...o,
+        ctx,
+        scratch: join(o.helperScratch, `mount-${i}`),
+        own: join(o.base, `mount-${i}`),
+      });
+      if (made.release) releases.push(made.release);
+      if (made.mount) mounts.push(made.mount);
+      if (made.env) env.push(made.env);
     }
   } catch (err) {
     await release();
     throw err;
   }
   // A mount inside another one's target is mounted after it.
-  const depth = (m: PreparedMount) => m.mount.destination.split('/').length;
-  out.sort((a, b) => depth(a) - depth(b));
-  return { mounts: out, env, release };
+  const depth = (m: SandboxMount) => m.destination.split('/').length;
+  mounts.sort((a, b) => depth(a) - depth(b));
+  return { mounts, env, release };
 }
 
 /**

@@ -61,6 +61,8 @@ export async function runStep(
     c.Shell,
   );
   return cachedLayerStep(ctx, state, inputs, history, async (changes) => {
+    // Layers imported lazily from --cache-from are fetched only when a step has to run on them.
+    await ctx.ensureLayers(state.layers);
     const dirs = await layerDirs(o.store, state.layers);
     const user = resolveUser(c.User ?? '', {
       passwd: await readImageText(dirs, '/etc/passwd'),
@@ -95,7 +97,7 @@ export async function runStep(
         },
       );
     }
-    const pipe = script.pipe ? [{ mount: await pipeMount(base, script.pipe), stub: true }] : [];
+    const pipe = script.pipe ? [await pipeMount(base, script.pipe)] : [];
     const prepared = await prepareRunMounts(ctx, plan, {
       base,
       helperScratch: paths.scratch,
@@ -110,7 +112,7 @@ export async function runStep(
       rootfs: { mode: choice.rootfs, layers: dirs, upper: changes, work: paths.work, target: paths.target },
       hostname: randomBytes(6).toString('hex'),
       network,
-      mounts: mounts.map((m) => m.mount),
+      mounts,
       process: {
         args,
         env: [
@@ -142,10 +144,7 @@ export async function runStep(
       );
     }
     // Mount points the sandbox had to create are not part of the step's output.
-    await removeStubs(changes, [
-      ...SANDBOX_MOUNT_POINTS,
-      ...mounts.filter((m) => m.stub).map((m) => m.mount.destination),
-    ]);
+    await removeStubs(changes, [...SANDBOX_MOUNT_POINTS, ...mounts.map((m) => m.destination)]);
     if (idMaps) await mapUpperOwners(changes, idMaps, join(base, 'owners'), subject);
   });
 }
