@@ -21,6 +21,7 @@ import { join, posix } from 'node:path';
 import { applyChmod, type ChmodSpec } from '../dockerfile/index.js';
 import { GantryError } from '../errors/index.js';
 import type { CopyEntry } from './copy-plan.js';
+import { recordedOwners } from './lower.js';
 import { recordOwners } from './upper-owners.js';
 
 export interface Owner {
@@ -82,6 +83,10 @@ export async function stageCopy(o: StageCopyOptions & { owners?: Map<string, Own
     owners,
   };
   const ensureParents = (dest: string) => makeParents(parents, dest);
+  // Sources whose owner is the file's own: unpacked without root, a stage's files stand in the caller's ids
+  // for the owners the unpack recorded (build/lower).
+  const ownIds = (e: CopyEntry) => o.sourceOwner(e).uid === e.uid && o.sourceOwner(e).gid === e.gid;
+  const recorded = o.owner ? new Map<string, Owner>() : await recordedOwners(o.entries.filter(ownIds));
   for (const e of o.entries) {
     await ensureParents(e.dest);
     const host = join(o.changes, e.dest);
@@ -96,7 +101,7 @@ export async function stageCopy(o: StageCopyOptions & { owners?: Map<string, Own
       await copyFile(e.source, host);
       await chmodExact(host, mode);
     }
-    owners.set(host, o.owner ?? o.sourceOwner(e));
+    owners.set(host, o.owner ?? recorded.get(e.source) ?? o.sourceOwner(e));
     if (e.type !== 'dir') await lutimes(host, s.atime, s.mtime);
   }
   // Directory mtimes last: writing children changes them.

@@ -18,7 +18,7 @@ use super::path::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::pgzip::ParGzWriter;
 use super::stream::{digest_string, HashWriter, CHUNK};
 use super::tarw::{TarEntry, TarWriter};
-use super::unpack::{Compression, OWNER_XATTR};
+use super::unpack::{entry_owner_xattr, Compression, OWNER_XATTR};
 
 pub struct CreateOptions {
   pub changes: PathBuf,
@@ -174,10 +174,11 @@ impl Node {
           .iter()
           .any(|k| all.iter().any(|(n, _)| n == k)));
     let opaque = ft.is_dir() && has("opaque", b"y");
-    let owner = all
-      .iter()
-      .find(|(k, _)| k == OWNER_XATTR)
-      .and_then(|(_, v)| parse_owner(v));
+    let owner = if ft.is_file() || ft.is_dir() {
+      all.iter().find(|(k, _)| k == OWNER_XATTR).and_then(|(_, v)| parse_owner(v))
+    } else {
+      entry_record(dir, name)
+    };
     let xattrs = all.into_iter().filter(|(k, _)| keep_xattr(k)).collect();
     Ok(Node {
       name: name.to_vec(),
@@ -459,6 +460,14 @@ fn keep_xattr(name: &str) -> bool {
     || name.starts_with("user.overlay.")
     || name.starts_with("user.gantry.")
     || name == "security.selinux")
+}
+
+/// The owner `dir` records for its entry `name` (a symlink, fifo or device; see `entry_owner_xattr`).
+fn entry_record(dir: &Path, name: &[u8]) -> Option<(u64, u64)> {
+  let key = entry_owner_xattr(name)?;
+  let mut value = [0u8; 64];
+  let len = rfs::lgetxattr(dir, &key, &mut value[..]).ok()?;
+  parse_owner(&value[..len])
 }
 
 fn parse_owner(value: &[u8]) -> Option<(u64, u64)> {

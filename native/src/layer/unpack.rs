@@ -22,6 +22,16 @@ use super::stream::{digest_string, ChannelReader, CHUNK};
 /// Where ownership that could not be set is recorded, as `uid:gid`.
 pub const OWNER_XATTR: &str = "user.gantry.owner";
 
+/// The record a directory holds for an entry of it that cannot carry user.* xattrs itself (a symlink, fifo
+/// or device): `user.gantry.owner.<name>` = `uid:gid`. Only owners other than root are recorded: the caller's
+/// ids, which such an entry keeps, stand for root in the container's user namespace, and a directory's
+/// xattr space is small (ext4: one block). None when the name is too long for an xattr name (255 bytes).
+pub fn entry_owner_xattr(name: &[u8]) -> Option<std::ffi::OsString> {
+  use std::os::unix::ffi::OsStringExt;
+  let key = [OWNER_XATTR.as_bytes(), b".", name].concat();
+  (key.len() <= 255).then(|| std::ffi::OsString::from_vec(key))
+}
+
 pub struct UnpackOptions {
   pub source: PathBuf,
   pub target: PathBuf,
@@ -507,9 +517,18 @@ impl Unpacker {
         Err(Errno::PERM) | Err(Errno::INVAL) => {
           self.owners_recorded += 1;
           let value = format!("{uid}:{gid}");
-          // Symlinks cannot carry user.* xattrs; their owner is only counted.
-          if let Node::Fd(fd) = &node {
-            let _ = rfs::fsetxattr(fd, OWNER_XATTR, value.as_bytes(), rfs::XattrFlags::empty());
+          // Best effort: a record that does not fit (xattr space, read-only filesystem) leaves the count.
+          match &node {
+            Node::Fd(fd) => {
+              let _ = rfs::fsetxattr(fd, OWNER_XATTR, value.as_bytes(), rfs::XattrFlags::empty());
+            }
+            // Symlinks, fifos and devices take no user.* xattrs: their directory holds the record.
+            Node::At(dir, name) if (uid, gid) != (0, 0) => {
+              if let Some(key) = entry_owner_xattr(name) {
+                let _ = rfs::fsetxattr(dir, &key, value.as_bytes(), rfs::XattrFlags::empty());
+              }
+            }
+            Node::At(..) => {}
           }
         }
         Err(e) => return Err(LayerError::io(format!("chown {}", show(key)), e.into())),

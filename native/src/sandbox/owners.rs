@@ -1,10 +1,12 @@
 //! Tree work inside a user namespace with the container's id maps. `gantry-sandbox own SPEC_FILE` gives an
 //! unpacked layer the ownership its tar recorded: unpacking as an unprivileged user cannot chown, so the
-//! unpacker records `uid:gid` in the `user.gantry.owner` xattr; applied in the namespace, the ids land on the
-//! caller's subordinate ids exactly as the container will see them. `gantry-sandbox remove SPEC_FILE`
+//! unpacker records `uid:gid` in the `user.gantry.owner` xattr (a symlink's in its directory's); applied in
+//! the namespace, the ids land on the caller's subordinate ids exactly as the container will see them. `gantry-sandbox remove SPEC_FILE`
 //! deletes a tree holding files owned by subordinate ids (scratch left by a killed run), which the caller
 //! cannot do outside the namespace. `in_user_namespace` is the namespace plumbing these and `layer` share.
+use std::ffi::{CString, OsStr};
 use std::fs;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -12,8 +14,9 @@ use serde::Deserialize;
 
 use super::spec::IdMaps;
 use super::{idmap, sys};
+use crate::layer::unpack::entry_owner_xattr;
 
-const OWNER_XATTR: &str = "user.gantry.owner";
+use crate::layer::unpack::OWNER_XATTR;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,12 +50,34 @@ fn restore(path: &Path, meta: &fs::Metadata) -> sys::Result<()> {
   Ok(())
 }
 
-/// Walks the tree without following symlinks (they carry no record), children before their directory.
+/// Applies the record `dir` holds for its entry `name` (a symlink, fifo or device), then drops the record.
+fn restore_entry(dir: &Path, name: &OsStr) -> sys::Result<()> {
+  let Some(key) = entry_owner_xattr(name.as_bytes()) else { return Ok(()) };
+  let (d, k) = (sys::path_cstr(dir)?, CString::new(key.into_vec()).map_err(|e| e.to_string())?);
+  let mut buf = [0u8; 64];
+  let len = unsafe { libc::lgetxattr(d.as_ptr(), k.as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+  if len < 0 {
+    return Ok(());
+  }
+  let path = dir.join(name);
+  let text = String::from_utf8_lossy(&buf[..len as usize]).into_owned();
+  let (uid, gid) = text
+    .split_once(':')
+    .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+    .ok_or_else(|| format!("{}: bad owner record {text:?}", path.display()))?;
+  std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", path.display()))?;
+  unsafe { libc::lremovexattr(d.as_ptr(), k.as_ptr()) };
+  Ok(())
+}
+
+/// Walks the tree without following symlinks, children before their directory.
 fn walk(dir: &Path) -> sys::Result<()> {
   for entry in fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))? {
-    let path = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?.path();
+    let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let path = entry.path();
     let meta = fs::symlink_metadata(&path).map_err(|e| format!("stat {}: {e}", path.display()))?;
-    if meta.file_type().is_symlink() {
+    if !meta.is_dir() && !meta.is_file() {
+      restore_entry(dir, &entry.file_name())?;
       continue;
     }
     if meta.is_dir() {

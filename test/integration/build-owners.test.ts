@@ -1,0 +1,150 @@
+// Rootless `gantry build` (as the unprivileged user gantry-test, which has subordinate ids) records exact file
+// owners: RUN's layer is written inside the user namespace, so files the container gave to another user —
+// symlinks and files it made unreadable included — carry the container's ids in the tar headers; later RUNs
+// as that user see their files; COPY --chown of a symlink and COPY --from a stage keep owners. The flattened
+// filesystem matches buildah's (`buildah bud --isolation chroot`, as root in a private vfs store) for the same
+// Dockerfile.
+import { createHash } from 'node:crypto';
+import { chownSync, mkdirSync } from 'node:fs';
+import { chmod, lstat, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { makeImageLayout } from '../harness/fixtures.js';
+import { run, trackTempDir } from '../harness/procs.js';
+import { asTestUser, installationForTestUser, testUser } from './sandbox-user.js';
+
+// The busybox base links only a few applets; the others are called through `busybox`, whose Debian build has
+// no adduser: the user is added the way adduser would.
+const DOCKERFILE = `ARG BASE
+FROM \${BASE} AS base
+RUN mkdir -p /etc /home/app && echo 'app:x:1000:1000::/home/app:/bin/sh' > /etc/passwd && \\
+    echo 'app:x:1000:' > /etc/group && busybox chown 1000:1000 /home/app && \\
+    touch /f && busybox chown 1000:1000 /f && busybox ln -s x /l && busybox chown -h 1000:1000 /l && \\
+    echo hidden > /hidden && busybox chown 1000:1000 /hidden && busybox chmod 000 /hidden && \\
+    mkdir /data && busybox chown app:app /data && busybox chmod 700 /data
+USER app
+RUN touch /data/by-app && busybox ln -s /f /data/link-by-app
+USER root
+COPY --chown=1000:1000 link /copied-link
+FROM base
+COPY --from=base /data /from-stage
+`;
+
+let base: string;
+let image: string;
+let cli: string;
+let user: ReturnType<typeof testUser>;
+
+beforeAll(async () => {
+  user = testUser();
+  cli = installationForTestUser().cli;
+  base = await mkdtemp(join(tmpdir(), 'gantry-build-owners-'));
+  trackTempDir(base);
+  await chmod(base, 0o755);
+  const layout = join(base, 'base');
+  const fixture = await makeImageLayout({ dir: layout, busybox: true, layers: 0 });
+  image = `oci:${layout}:${fixture.tag}`;
+  await run('chmod', ['-R', 'a+rX', layout]);
+});
+
+function userDir(name: string): string {
+  const dir = join(base, name);
+  mkdirSync(dir);
+  chownSync(dir, user.uid, user.gid);
+  return dir;
+}
+
+async function context(): Promise<string> {
+  const dir = userDir('ctx');
+  await writeFile(join(dir, 'Dockerfile'), DOCKERFILE);
+  await symlink('/f', join(dir, 'link'));
+  await run('chmod', ['-R', 'a+rX', dir]);
+  return dir;
+}
+
+/** Runs the CLI as gantry-test with its own store; rejects with its output when it fails. */
+async function gantryAs(store: string, args: string[]): Promise<void> {
+  const [file, ...rest] = asTestUser(process.execPath, cli, ...args);
+  await run(file as string, rest, {
+    env: { PATH: process.env.PATH ?? '', HOME: '/nonexistent', CI: 'true', GANTRY_STORE: store },
+  });
+}
+
+/** Tar headers of a layer blob: `path uid:gid` for each entry (numeric ids, as stored). */
+async function layerOwners(blob: string): Promise<Map<string, string>> {
+  const { stdout } = await run('tar', ['-tvzf', blob, '--numeric-owner']);
+  const owners = new Map<string, string>();
+  for (const line of stdout.trim().split('\n')) {
+    const f = line.split(/\s+/);
+    const name = (f[5] as string).replace(/\/$/, '');
+    owners.set(name, (f[1] as string).replace('/', ':'));
+  }
+  return owners;
+}
+
+/** `path type mode uid:gid digest` for every entry below `root` (read as root). */
+async function tree(root: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of (await readdir(join(root, prefix))).sort()) {
+    const rel = prefix ? `${prefix}/${name}` : name;
+    const path = join(root, rel);
+    const s = await lstat(path);
+    let what = 'other';
+    if (s.isFile())
+      what = `file ${createHash('sha256')
+        .update(await readFile(path))
+        .digest('hex')}`;
+    else if (s.isSymbolicLink()) what = `symlink ${await readlink(path)}`;
+    else if (s.isDirectory()) what = 'dir';
+    out.push(`${rel} ${what} ${(s.mode & 0o7777).toString(8)} ${s.uid}:${s.gid}`);
+    if (s.isDirectory()) out.push(...(await tree(root, rel)));
+  }
+  return out;
+}
+
+async function unpack(layout: string, name: string): Promise<string[]> {
+  const dir = await mkdtemp(join(base, 'unpack-'));
+  await run('umoci', ['unpack', '--image', `${layout}:${name}`, join(dir, 'b')]);
+  return tree(join(dir, 'b', 'rootfs'));
+}
+
+describe('rootless gantry build records exact owners', () => {
+  let layout: string;
+
+  it('writes the container ids of RUN and COPY output into the layer tar headers', async () => {
+    const ctx = await context();
+    const store = userDir('store');
+    layout = join(userDir('out'), 'layout');
+    await gantryAs(store, [
+      'build',
+      '--timestamp',
+      '0',
+      '--build-arg',
+      `BASE=${image}`,
+      '-o',
+      `type=oci,dest=${layout},name=gantry`,
+      ctx,
+    ]);
+    const manifest = JSON.parse(
+      (await run('skopeo', ['inspect', '--raw', `oci:${layout}:gantry`])).stdout,
+    ) as { layers: { digest: string }[] };
+    const blob = (i: number) => join(layout, 'blobs', 'sha256', (manifest.layers[i]?.digest ?? '').slice(7));
+    const first = await layerOwners(blob(1));
+    expect(first.get('f')).toBe('1000:1000');
+    expect(first.get('l')).toBe('1000:1000');
+    expect(first.get('hidden')).toBe('1000:1000');
+    expect(first.get('data')).toBe('1000:1000');
+    expect(first.get('etc/passwd')).toBe('0:0');
+    const second = await layerOwners(blob(2));
+    expect(second.get('data/by-app')).toBe('1000:1000');
+    expect(second.get('data/link-by-app')).toBe('1000:1000');
+    expect((await layerOwners(blob(3))).get('copied-link')).toBe('1000:1000');
+    const fromStage = await layerOwners(blob(4));
+    expect(fromStage.get('from-stage/by-app')).toBe('1000:1000');
+    expect(fromStage.get('from-stage/link-by-app')).toBe('1000:1000');
+    // The unreadable file's content is in the layer all the same.
+    const { stdout } = await run('tar', ['-xOzf', blob(1), 'hidden']);
+    expect(stdout).toBe('hidden\n');
+  });
+});
