@@ -130,7 +130,12 @@ export async function copyStep(
             toDir: total > 1,
             parents,
           });
-    const stageAll = async (changes: string, entries: CopyEntry[], sourceOwner: (e: CopyEntry) => Owner) => {
+    const stageAll = async (
+      changes: string,
+      root: string,
+      entries: CopyEntry[],
+      sourceOwner: (e: CopyEntry) => Owner,
+    ) => {
       const owners = new Map<string, Owner>();
       // ADD extracts a local source that is a tar archive (unless --unpack=false) into dest, as BuildKit.
       const archives: CopyEntry[] = [];
@@ -144,7 +149,7 @@ export async function copyStep(
         await unpackInto(
           { changes, owners, stage, logger: o.logger },
           a.source,
-          posix.relative(o.contextDir, a.source),
+          posix.relative(root, a.source),
           dest.path,
         );
       }
@@ -177,7 +182,7 @@ export async function copyStep(
       const files = { ...(await fingerprintEntries(entries)), ...prepared.inlineFiles };
       const inputs: StepInputs = { parent, instruction: normalised, env: [], files, options };
       outcome = await cachedLayerStep(ctx, state, inputs, history, (changes) =>
-        stageAll(changes, entries, () => ({ uid: 0, gid: 0 })),
+        stageAll(changes, source.root, entries, () => ({ uid: 0, gid: 0 })),
       );
     } else {
       // From another stage or an image: the source's own key stands for its content, so a hit needs no files.
@@ -191,7 +196,7 @@ export async function copyStep(
       outcome = await cachedLayerStep(ctx, state, inputs, history, async (changes) => {
         const tree = await source.open();
         try {
-          await stageAll(changes, await plan(tree.root), (e) => ({ uid: e.uid, gid: e.gid }));
+          await stageAll(changes, tree.root, await plan(tree.root), (e) => ({ uid: e.uid, gid: e.gid }));
         } finally {
           await tree.close();
         }
