@@ -501,6 +501,25 @@ describe('ADD of Git repositories', () => {
     expect(await readFile(join(moved.rootfs, 'checked/a.txt'), 'utf8')).toBe('one\n');
   });
 
+  it('gives the same digest in fresh stores with --timestamp (Git checkout, heredoc, archive)', async () => {
+    const tree = await fresh('tree');
+    await writeFile(join(tree, 'f.txt'), 'f\n');
+    const ctx = await context(
+      `FROM scratch\nADD ${remote}#v1 /src/\nCOPY <<EOF /h.txt\nh\nEOF\nADD f.tgz /t/\n`,
+    );
+    await run('tar', ['-C', tree, '-czf', join(ctx, 'f.tgz'), '.']);
+    const digests: string[] = [];
+    for (const _ of [1, 2]) {
+      const file = join(await fresh('digest'), 'digest');
+      await gantryOk(['build', '--timestamp', '1700000000', '--digestfile', file, ctx], {
+        env: { GANTRY_STORE: await fresh('store') },
+      });
+      digests.push(await readFile(file, 'utf8'));
+    }
+    expect(digests[0]).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(digests[1]).toBe(digests[0]);
+  });
+
   it.each([
     ['a wrong --checksum', `ADD --checksum=${'0'.repeat(40)} REMOTE#v1 /x/`, 'checksum mismatch'],
     ['an unknown ref', 'ADD REMOTE#nope /x/', 'has no ref "nope"'],
