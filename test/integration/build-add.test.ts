@@ -375,6 +375,17 @@ describe('ADD of HTTP(S) URLs', () => {
     expect(await readFile(join(changed.rootfs, 'srv/app.txt'), 'utf8')).toBe('app v2\n');
   });
 
+  it('extracts a downloaded archive only with --unpack=true', async () => {
+    served.set('/files/real.tar', await tarOf([{ name: 'inside.txt', body: 'inside\n' }]));
+    const ctx = await context(
+      `FROM scratch\nADD --unpack=true ${url}/files/real.tar /x/\nADD ${url}/files/real.tar /y/\n`,
+    );
+    const { rootfs } = await build(ctx, await fresh('store'));
+    const all = await listing(rootfs);
+    expect(all).toContain('x/inside.txt -rw-r--r-- 0:0 7');
+    expect(all).toContain(`y/real.tar -rw------- 0:0 ${served.get('/files/real.tar')?.length}`);
+  });
+
   it('fails closed on a checksum mismatch, naming the URL and line, with nothing written', async () => {
     const wrong = sha256(Buffer.from('something else'));
     const ctx = await context(`FROM scratch\nADD --checksum=${wrong} ${url}/files/app.txt /app.txt\n`);
