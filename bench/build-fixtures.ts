@@ -16,6 +16,8 @@ export interface BenchCase {
   title: string;
   /** 'busybox' or 'debian': the base image the Dockerfile's BASE argument names. */
   base: 'busybox' | 'debian';
+  /** How many layers the final image takes from its base (both bases have one). */
+  baseLayers: number;
   /** Writes the context (Dockerfile and generated sources) into `dir`. */
   make(dir: string): Promise<void>;
   /** Changes one source file of the context in `dir` (a different change for each `round`). */
@@ -60,6 +62,7 @@ export const CASES: BenchCase[] = [
     name: 'multistage',
     title: '(a) multi-stage',
     base: 'busybox',
+    baseLayers: 1,
     async make(dir) {
       await copyDockerfile('multistage', dir);
       await mkdir(join(dir, 'src'));
@@ -71,6 +74,7 @@ export const CASES: BenchCase[] = [
     name: 'copy2000',
     title: '(b) COPY of 2,000 files',
     base: 'busybox',
+    baseLayers: 1,
     async make(dir) {
       await copyDockerfile('copy2000', dir);
       for (let d = 0; d < 20; d++) {
@@ -90,6 +94,7 @@ export const CASES: BenchCase[] = [
     name: 'run100m',
     title: '(c) RUN writing 100 MiB',
     base: 'busybox',
+    baseLayers: 1,
     async make(dir) {
       await copyDockerfile('run100m', dir);
       await cp(join(FIXTURES, 'run100m', 'gen.sh'), join(dir, 'gen.sh'));
@@ -100,6 +105,7 @@ export const CASES: BenchCase[] = [
     name: 'debian',
     title: '(d) Debian base, RUN touching many files',
     base: 'debian',
+    baseLayers: 1,
     async make(dir) {
       await copyDockerfile('debian', dir);
       await mkdir(join(dir, 'app'));
