@@ -1,12 +1,22 @@
 // Rootless `gantry build` (as the unprivileged user gantry-test, which has subordinate ids) records exact file
 // owners: RUN's layer is written inside the user namespace, so files the container gave to another user —
-// symlinks and files it made unreadable included — carry the container's ids in the tar headers; later RUNs
-// as that user see their files; COPY --chown of a symlink and COPY --from a stage keep owners. The flattened
-// filesystem matches buildah's (`buildah bud --isolation chroot`, as root in a private vfs store) for the same
-// Dockerfile.
+// symlinks and a file it made unreadable included — carry the container's ids in the tar headers; a later RUN
+// as that user may write what it owns (lower layers get their owners); COPY --chown of a symlink and COPY --from
+// a stage keep owners. The flattened filesystem matches buildah's (`buildah bud --isolation chroot`, as root in
+// a private vfs store) for the same Dockerfile, both unpacked by umoci.
 import { createHash } from 'node:crypto';
 import { chownSync, mkdirSync } from 'node:fs';
-import { chmod, lstat, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -18,17 +28,17 @@ import { asTestUser, installationForTestUser, testUser } from './sandbox-user.js
 // no adduser: the user is added the way adduser would.
 const DOCKERFILE = `ARG BASE
 FROM \${BASE} AS base
-RUN mkdir -p /etc /home/app && echo 'app:x:1000:1000::/home/app:/bin/sh' > /etc/passwd && \\
-    echo 'app:x:1000:' > /etc/group && busybox chown 1000:1000 /home/app && \\
+RUN mkdir -p /etc /home/app && printf 'root:x:0:0::/root:/bin/sh\\napp:x:1000:1000::/home/app:/bin/sh\\n' > /etc/passwd && \\
+    printf 'root:x:0:\\napp:x:1000:\\n' > /etc/group && busybox chown 1000:1000 /home/app && \\
     touch /f && busybox chown 1000:1000 /f && busybox ln -s x /l && busybox chown -h 1000:1000 /l && \\
     echo hidden > /hidden && busybox chown 1000:1000 /hidden && busybox chmod 000 /hidden && \\
     mkdir /data && busybox chown app:app /data && busybox chmod 700 /data
 USER app
 RUN touch /data/by-app && busybox ln -s /f /data/link-by-app
 USER root
-COPY --chown=1000:1000 link /copied-link
+COPY --chown=1000:1000 links/ /copied/
 FROM base
-COPY --from=base /data /from-stage
+COPY --from=base /data/ /home/app/
 `;
 
 let base: string;
@@ -58,7 +68,9 @@ function userDir(name: string): string {
 async function context(): Promise<string> {
   const dir = userDir('ctx');
   await writeFile(join(dir, 'Dockerfile'), DOCKERFILE);
-  await symlink('/f', join(dir, 'link'));
+  // In a directory: BuildKit and Buildah follow a symlink named as the source itself.
+  await mkdir(join(dir, 'links'));
+  await symlink('/f', join(dir, 'links', 'link'));
   await run('chmod', ['-R', 'a+rX', dir]);
   return dir;
 }
@@ -109,11 +121,17 @@ async function unpack(layout: string, name: string): Promise<string[]> {
   return tree(join(dir, 'b', 'rootfs'));
 }
 
+async function buildah(args: string[]): Promise<string> {
+  const storage = ['--root', join(base, 'buildah-root'), '--runroot', join(base, 'buildah-run')];
+  return (await run('buildah', [...storage, '--storage-driver', 'vfs', ...args])).stdout;
+}
+
 describe('rootless gantry build records exact owners', () => {
   let layout: string;
+  let ctx: string;
 
   it('writes the container ids of RUN and COPY output into the layer tar headers', async () => {
-    const ctx = await context();
+    ctx = await context();
     const store = userDir('store');
     layout = join(userDir('out'), 'layout');
     await gantryAs(store, [
@@ -139,12 +157,35 @@ describe('rootless gantry build records exact owners', () => {
     const second = await layerOwners(blob(2));
     expect(second.get('data/by-app')).toBe('1000:1000');
     expect(second.get('data/link-by-app')).toBe('1000:1000');
-    expect((await layerOwners(blob(3))).get('copied-link')).toBe('1000:1000');
+    expect((await layerOwners(blob(3))).get('copied/link')).toBe('1000:1000');
     const fromStage = await layerOwners(blob(4));
-    expect(fromStage.get('from-stage/by-app')).toBe('1000:1000');
-    expect(fromStage.get('from-stage/link-by-app')).toBe('1000:1000');
+    expect(fromStage.get('home/app/by-app')).toBe('1000:1000');
+    expect(fromStage.get('home/app/link-by-app')).toBe('1000:1000');
     // The unreadable file's content is in the layer all the same.
     const { stdout } = await run('tar', ['-xOzf', blob(1), 'hidden']);
     expect(stdout).toBe('hidden\n');
+  });
+
+  it("gives the same flattened filesystem as buildah's", async () => {
+    // Buildah names images pulled from a layout after its path; it gets the base under a plain name instead.
+    const storage = `containers-storage:[vfs@${join(base, 'buildah-root')}+${join(base, 'buildah-run')}]`;
+    await run('skopeo', ['copy', '--quiet', image, `${storage}localhost/owners-base:latest`]);
+    await buildah([
+      'bud',
+      '--isolation',
+      'chroot',
+      '--timestamp',
+      '0',
+      '--build-arg',
+      'BASE=localhost/owners-base:latest',
+      '-t',
+      'localhost/owners',
+      ctx,
+    ]);
+    await buildah(['push', 'localhost/owners', `oci:${layout}:buildah`]);
+    // Buildah's RUN leaves its mount points; gantry's stubs never reach a layer (BuildKit; docs/build.md).
+    const stubs = /^(dev|proc|sys|run|etc\/hostname|etc\/hosts|etc\/resolv\.conf) /;
+    const buildahTree = (await unpack(layout, 'buildah')).filter((e) => !stubs.test(e));
+    expect(await unpack(layout, 'gantry')).toEqual(buildahTree);
   });
 });
