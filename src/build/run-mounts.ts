@@ -62,7 +62,7 @@ type PlannedMount =
       seed?: StageSource;
     }
   | { type: 'secret'; id: string; target?: string; env?: string; required: boolean }
-  | { type: 'ssh'; id: string; target: string; required: boolean; mode: number };
+  | { type: 'ssh'; id: string; target: string; required: boolean; mode: number; uid: number; gid: number };
 
 export interface RunMountPlan {
   mounts: PlannedMount[];
@@ -148,6 +148,8 @@ export async function planRunMounts(
         target,
         required: m.required,
         mode: m.mode ?? 0o600,
+        uid: m.uid ?? 0,
+        gid: m.gid ?? 0,
       });
     } else if (m.type === 'tmpfs') {
       const target = resolveTarget(m, o.workdir, o.subject);
@@ -286,7 +288,16 @@ async function makeSsh(p: Planned<'ssh'>, m: MakeContext): Promise<Made> {
       subject: m.subject,
     });
   }
-  const forward = await forwardAgent({ id: p.id, agent, mode: p.mode, subject: m.subject });
+  // Without a user namespace (as root) the container's ids are the host's; rootless, the socket stays the
+  // caller's, which is the container's root.
+  const owner = m.idMaps === undefined && process.getuid?.() === 0 ? { uid: p.uid, gid: p.gid } : undefined;
+  const forward = await forwardAgent({
+    id: p.id,
+    agent,
+    mode: p.mode,
+    ...(owner ? { owner } : {}),
+    subject: m.subject,
+  });
   return {
     mount: { source: forward.socket, destination: p.target, readonly: false },
     release: forward.close,

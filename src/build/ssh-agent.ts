@@ -4,7 +4,7 @@
  * the agent's own path never enters the container, the step's key or the image, and the socket's mode is the
  * mount's (0600 unless `mode=` says otherwise), as with BuildKit's forwarded agent.
  */
-import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, stat } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +48,8 @@ export async function forwardAgent(o: {
   id: string;
   agent: string;
   mode: number;
+  /** Set the socket's owner (possible as root only). */
+  owner?: { uid: number; gid: number };
   subject: string;
 }): Promise<AgentForward> {
   const s = await stat(o.agent).catch(() => undefined);
@@ -80,6 +82,7 @@ export async function forwardAgent(o: {
       server.listen(socket, () => resolve());
     });
     await chmod(socket, o.mode);
+    if (o.owner) await chown(socket, o.owner.uid, o.owner.gid);
   } catch (cause) {
     server.close();
     await rm(dir, { recursive: true, force: true });
