@@ -172,6 +172,22 @@ describe('gantry build --build-context', () => {
     expect(files.filter((f) => f.startsWith('from-digest/'))).toHaveLength(2);
   });
 
+  it('mounts a directory context with RUN --mount from=', async () => {
+    const tools = await makeImageLayout({ dir: join(base, 'busybox'), tag: 'v1', layers: 0, busybox: true });
+    const context = await tree('main', {
+      Dockerfile: `FROM oci:${tools.layoutDir}:v1\nRUN --mount=type=bind,from=extra,target=/mnt cat /mnt/data.txt > /copied.txt\n`,
+    });
+    const extra = await tree('extra', { 'data.txt': 'mounted\n' });
+    const out = join(await fresh('out'), 'layout');
+    await gantryOk(
+      ['build', '--build-context', `extra=${extra}`, '-o', `type=oci,dest=${out},name=v1`, context],
+      {
+        env: { GANTRY_STORE: await fresh('store') },
+      },
+    );
+    expect(await readImageFile(out, 'v1', 'copied.txt')).toBe('mounted\n');
+  });
+
   it('fails naming the --build-context value at fault', async () => {
     const store = await fresh('store');
     const context = await tree('main', { Dockerfile: 'FROM scratch\nCOPY --from=x /a /a\n' });
