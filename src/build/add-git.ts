@@ -83,7 +83,14 @@ async function git(args: string[], o: { cwd?: string; subject: string; what: str
     const child = spawn('git', args, {
       ...(o.cwd ? { cwd: o.cwd } : {}),
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C' },
+      // Never prompt: not for HTTP credentials, not for ssh passwords or host keys (a build has no one to ask).
+      env: {
+        ...process.env,
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_ASKPASS: 'true',
+        GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes',
+        LC_ALL: 'C',
+      },
     });
     let out = '';
     let err = '';
