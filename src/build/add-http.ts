@@ -28,11 +28,11 @@ export function redactUrl(text: string): string {
 export function urlFileName(url: string): string {
   let path: string;
   try {
-    path = new URL(url).pathname;
+    path = decodeURIComponent(new URL(url).pathname);
   } catch {
     return '__unnamed__';
   }
-  const base = posix.basename(decodeURIComponent(path));
+  const base = posix.basename(path);
   return base === '' || base === '.' || base === '/' || base === '..' ? '__unnamed__' : base;
 }
 

@@ -164,6 +164,8 @@ describe('URL sources', () => {
     expect(urlFileName('https://example.com/a/b%20c.txt')).toBe('b c.txt');
     expect(urlFileName('https://example.com/')).toBe('__unnamed__');
     expect(urlFileName('https://example.com')).toBe('__unnamed__');
+    expect(urlFileName('https://example.com/bad%zz')).toBe('__unnamed__');
+    expect(urlFileName('https://example.com/a/..')).toBe('__unnamed__');
   });
 
   it('redacts user info', () => {
