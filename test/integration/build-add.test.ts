@@ -531,6 +531,37 @@ describe('ADD of Git repositories', () => {
     expect(digests[1]).toBe(digests[0]);
   });
 
+  it('clones an http(s) .git URL (dumb HTTP: no shallow fetch) and redacts credentials from git errors', async () => {
+    const served = await fresh('dumb');
+    await run('git', ['clone', '-q', '--bare', repo, join(served, 'repo.git')]);
+    await run('git', ['-C', join(served, 'repo.git'), 'update-server-info']);
+    const web = createServer((req, res) => {
+      const path = join(served, decodeURIComponent((req.url ?? '/').split('?')[0] as string));
+      if (!path.startsWith(served)) return void res.writeHead(403).end();
+      readFile(path).then(
+        (body) => res.writeHead(200).end(body),
+        () => res.writeHead(404).end(),
+      );
+    });
+    const port = await new Promise<number>((resolve) =>
+      web.listen(0, '127.0.0.1', () => resolve((web.address() as { port: number }).port)),
+    );
+    try {
+      const ctx = await context(`FROM scratch\nADD http://127.0.0.1:${port}/repo.git#v1:sub /sub/\n`);
+      const { rootfs } = await build(ctx, await fresh('store'));
+      expect(await listing(rootfs)).toEqual(['sub drwxr-xr-x 0:0 4096', 'sub/b.txt -rw-r--r-- 0:0 2']);
+      const bad = await context(`FROM scratch\nADD http://bob:t0ken@127.0.0.1:${port}/missing.git /x/\n`);
+      const result = await gantry(['build', bad], { env: { GANTRY_STORE: await fresh('store') } });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain(
+        `Dockerfile:2: git ls-remote http://***@127.0.0.1:${port}/missing.git failed`,
+      );
+      expect(result.stderr).not.toContain('t0ken');
+    } finally {
+      await new Promise((r) => web.close(r));
+    }
+  });
+
   it.each([
     ['a wrong --checksum', `ADD --checksum=${'0'.repeat(40)} REMOTE#v1 /x/`, 'checksum mismatch'],
     ['an unknown ref', 'ADD REMOTE#nope /x/', 'has no ref "nope"'],
