@@ -2,7 +2,7 @@
 // scoping it apart from the plain id, as in BuildKit), seeding from a stage with from=/source= that persists,
 // and the sharing modes across concurrent builds on one store: `locked` waits for the RUN holding the
 // directory, `private` takes a fresh instance instead. No cache mount ever lands in a layer.
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -21,9 +21,11 @@ RUN --mount=type=cache,id=scope,target=/c,mode=0700 sh -c 'ls -A /c > scoped; st
 RUN --mount=type=cache,target=/c,from=seed,source=/seed sh -c 'echo run >> /c/file; cat /c/file > seeded'
 `;
 
-const holder = (sharing: string) => `ARG BASE
+// The holder keeps the directory for 4s, or (`untilGo`) until the test drops a `go` file into it (at most 120s).
+const holder = (sharing: string, untilGo: boolean) => `ARG BASE
 FROM \${BASE}
-RUN --mount=type=cache,id=${sharing}-id,target=/c,sharing=${sharing} sh -c 'echo A >> /c/log; touch /c/busy; sleep 4; rm /c/busy'
+RUN --mount=type=cache,id=${sharing}-id,target=/c,sharing=${sharing} sh -c 'echo A >> /c/log; touch /c/busy; i=0; \\
+  while [ ${untilGo ? '! -e /c/go' : '$i -lt 4'} ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done; rm /c/busy'
 `;
 
 const second = (sharing: string) => `ARG BASE
@@ -74,11 +76,14 @@ describe('gantry build RUN --mount=type=cache (as gantry-test)', () => {
     expect((await readFile(join(rootfs2, 'w', 'seeded'), 'utf8')).trim()).toBe('seeded\nrun\nrun');
   });
 
-  /** Starts the holder build, waits until its RUN holds the directory, then runs the second build. */
+  /**
+   * Starts the holder build, waits until its RUN holds the directory, then runs the second build; a private
+   * holder is let go only after the second build is done, a locked one after 4s.
+   */
   async function contend(sharing: 'locked' | 'private'): Promise<{ seen: string; log: string }> {
     const store = bench.userDir('store');
     const out = join(bench.userDir('out'), 'layout');
-    const first = await bench.context({ Dockerfile: holder(sharing) });
+    const first = await bench.context({ Dockerfile: holder(sharing, sharing === 'private') });
     const next = await bench.context({ Dockerfile: second(sharing) });
     const dir = join(
       store,
@@ -97,6 +102,7 @@ describe('gantry build RUN --mount=type=cache (as gantry-test)', () => {
     }
     expect(busy, 'the holder build never started its RUN').toBe(true);
     const r = await build(next, store, out, 'second');
+    if (sharing === 'private') await writeFile(join(dir, 'go'), '');
     const held = await holding;
     expect(held.code, held.stderr).toBe(0);
     expect(r.code, r.stderr).toBe(0);
