@@ -4,10 +4,13 @@
  * keys followed a parent, for --explain-cache), `blobs/sha256/<hex>` (layer blobs) and `tmp/`. Every write is
  * a temporary file renamed into place, so concurrent builds and interrupted writes never expose half a record
  * or blob, and putting the same record twice is harmless. Record mtimes are the LRU clock for pruning.
+ * Every build ends with a bounded prune, so that prune first only sums the blob sizes and reads the records
+ * (the costly part on a long-lived cache) only when the blobs exceed the bound.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import { asGantryError, GantryError } from '../errors/index.js';
 import { assertDigest, digestHex } from '../oci/index.js';
 import type { StepInputs } from './key.js';
@@ -58,13 +61,26 @@ export function defaultCacheBound(env: NodeJS.ProcessEnv = process.env): number 
 
 const hexOf = (key: string) => digestHex(assertDigest(key, 'cache key'));
 
+/** File operations in flight at once when scanning the cache: enough to keep libuv's threads busy. */
+const SCAN_CONCURRENCY = 16;
+
+/** `fn` over `items`, at most SCAN_CONCURRENCY at a time, results in order. */
+function mapBounded<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const limit = pLimit(SCAN_CONCURRENCY);
+  return Promise.all(items.map((item) => limit(() => fn(item))));
+}
+
 export class LocalCache {
   private readonly remotes: RemoteBlobs[] = [];
   private readonly fetching = new Map<string, Promise<string>>();
-  /** Blobs fetched from remotes by this process. */
-  fetched = 0;
+  private fetchedBlobs = 0;
 
   private constructor(readonly root: string) {}
+
+  /** How many blobs this process fetched from remotes. */
+  get fetched(): number {
+    return this.fetchedBlobs;
+  }
 
   /** Makes `remote`'s blobs count as available; they are fetched by `ensureBlob` when needed. */
   addRemote(remote: RemoteBlobs): void {
@@ -94,7 +110,7 @@ export class LocalCache {
     const temp = this.tempPath('fetch');
     try {
       await remote.fetch(digest, temp);
-      this.fetched++;
+      this.fetchedBlobs++;
       return await this.adoptBlob(temp, digest);
     } finally {
       await rm(temp, { force: true });
@@ -163,64 +179,80 @@ export class LocalCache {
   /** The inputs of cached steps that followed `parent`, for explaining a miss. */
   async followers(parent: string): Promise<StepInputs[]> {
     const names = await readdir(join(this.root, 'by-parent', hexOf(parent))).catch(() => [] as string[]);
-    const out: StepInputs[] = [];
-    for (const hex of names.slice(0, 50)) {
-      const record = await this.get(`sha256:${hex}`);
-      if (record) out.push(record.inputs);
-    }
-    return out;
+    const records = await mapBounded(names.slice(0, 50), (hex) => this.get(`sha256:${hex}`));
+    return records.flatMap((record) => (record ? [record.inputs] : []));
   }
 
-  /** Removes records (all, or least recently used beyond the bound), blobs no record uses, and stale temp files. */
+  /**
+   * Removes records (all, or least recently used beyond the bound), blobs no record uses, and stale temp
+   * files. A bounded prune whose blobs already fit within the bound only clears stale temp files: unused blobs
+   * then wait for a prune that has to evict (or --all).
+   */
   async prune(options: PruneOptions): Promise<PruneResult> {
     const result: PruneResult = { records: 0, blobs: 0, bytes: 0 };
+    const grace = options.graceMs ?? 10 * 60 * 1000;
+    const bound = options.all ? 0 : (options.maxBytes ?? defaultCacheBound());
+    const blobs = await this.blobSizes();
+    if (!options.all && blobs.reduce((sum, b) => sum + b.size, 0) <= bound) {
+      await this.sweepTemp(grace);
+      return result;
+    }
     const recordsDir = join(this.root, 'records');
-    const records: { file: string; mtime: number; record: CacheRecord }[] = [];
-    for (const name of await readdir(recordsDir)) {
+    const read = await mapBounded(await readdir(recordsDir), async (name) => {
       const file = join(recordsDir, name);
       try {
         const s = await stat(file);
-        records.push({ file, mtime: s.mtimeMs, record: JSON.parse(await readFile(file, 'utf8')) });
+        return { file, mtime: s.mtimeMs, record: JSON.parse(await readFile(file, 'utf8')) as CacheRecord };
       } catch {
         await rm(file, { force: true });
+        return undefined;
       }
-    }
-    records.sort((a, b) => b.mtime - a.mtime);
-    const bound = options.all ? 0 : (options.maxBytes ?? defaultCacheBound());
+    });
+    const records = read.filter((r) => r !== undefined).sort((a, b) => b.mtime - a.mtime);
     const kept = new Set<string>();
+    const evicted: typeof records = [];
     let total = 0;
     for (const r of records) {
       const size = r.record.layer?.size ?? 0;
       if (!options.all && total + size <= bound) {
         total += size;
         if (r.record.layer) kept.add(r.record.layer.digest);
-        continue;
-      }
+      } else evicted.push(r);
+    }
+    await mapBounded(evicted, async (r) => {
       await rm(r.file, { force: true });
       await rm(join(this.root, 'by-parent', hexOf(r.record.inputs.parent), hexOf(r.record.key)), {
         force: true,
       });
-      result.records++;
-    }
-    const grace = options.graceMs ?? 10 * 60 * 1000;
-    const blobsDir = join(this.root, 'blobs', 'sha256');
-    for (const hex of await readdir(blobsDir)) {
-      if (kept.has(`sha256:${hex}`)) continue;
-      const file = join(blobsDir, hex);
-      const s = await stat(file).catch(() => undefined);
-      if (!s || Date.now() - s.mtimeMs < grace) continue;
-      await rm(file, { force: true });
-      result.blobs++;
-      result.bytes += s.size;
-    }
-    // Leftovers of interrupted writes.
+    });
+    result.records = evicted.length;
+    const now = Date.now();
+    const unused = blobs.filter((b) => !kept.has(`sha256:${b.hex}`) && now - b.mtimeMs >= grace);
+    await mapBounded(unused, (b) => rm(join(this.root, 'blobs', 'sha256', b.hex), { force: true }));
+    result.blobs = unused.length;
+    result.bytes = unused.reduce((sum, b) => sum + b.size, 0);
+    await this.sweepTemp(grace);
+    return result;
+  }
+
+  /** Every blob file with its size and mtime (a blob removed meanwhile is left out). */
+  private async blobSizes(): Promise<{ hex: string; size: number; mtimeMs: number }[]> {
+    const dir = join(this.root, 'blobs', 'sha256');
+    const found = await mapBounded(await readdir(dir), async (hex) => {
+      const s = await stat(join(dir, hex)).catch(() => undefined);
+      return s ? { hex, size: s.size, mtimeMs: s.mtimeMs } : undefined;
+    });
+    return found.filter((b) => b !== undefined);
+  }
+
+  /** Removes leftovers of interrupted writes. */
+  private async sweepTemp(grace: number): Promise<void> {
     const tmpDir = join(this.root, 'tmp');
-    for (const name of await readdir(tmpDir)) {
+    await mapBounded(await readdir(tmpDir), async (name) => {
       const s = await stat(join(tmpDir, name)).catch(() => undefined);
       if (s && Date.now() - s.mtimeMs >= grace)
         await rm(join(tmpDir, name), { recursive: true, force: true });
-    }
-    return result;
+    });
   }
 }
 
