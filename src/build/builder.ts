@@ -370,14 +370,13 @@ async function finish(ctx: BuildContext, state: StageDone, steps: StepReport[]):
   if (o.labels && Object.keys(o.labels).length > 0) c.Labels = { ...(c.Labels ?? {}), ...o.labels };
   let config: ImageConfig = { ...state.config, created: ctx.createdAt, config: c };
   if (o.platform) {
-    // An explicit --platform names the result's platform, whatever the final stage's base said (BuildKit).
-    const { variant: _, ...rest } = config;
-    config = {
-      ...rest,
-      os: o.platform.os,
-      architecture: o.platform.architecture,
-      ...(o.platform.variant ? { variant: o.platform.variant } : {}),
-    };
+    // An explicit --platform names the result's platform, whatever the final stage's base said; the base's
+    // variant stays only when os and architecture agree and no variant was asked for (BuildKit's rule).
+    const p = o.platform;
+    const same = p.os === config.os && p.architecture === config.architecture;
+    const { variant, ...rest } = config;
+    const kept = p.variant ?? (same ? variant : undefined);
+    config = { ...rest, os: p.os, architecture: p.architecture, ...(kept ? { variant: kept } : {}) };
   }
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDigest = sha256Digest(configBytes);

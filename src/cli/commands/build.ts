@@ -224,130 +224,134 @@ export const command: Command = {
     const registry = registryClientFromFlags(f, '', out.logger);
     const explain = Boolean(f['explain-cache']);
     const imported: ImportedCache[] = [];
-    for (const ref of f['cache-from'] ?? []) {
-      const cacheImage = await importCache(ref, { cache, registry, logger: out.logger });
-      imported.push(cacheImage);
-      out.logger.info(
-        `imported ${cacheImage.records} cached steps from ${ref} (layers are fetched when needed)`,
-      );
-    }
-    const buildArgs = resolveBuildArgs({
-      args: f['build-arg'] ?? [],
-      files: buildArgFiles,
-      env: process.env,
-    });
-    const options: BuildOptions = {
-      contextDir,
-      ...(f.file ? { dockerfile: resolve(f.file) } : {}),
-      buildArgs,
-      ...(f.target ? { target: f.target } : {}),
-      labels: parsePairs(f.label, '--label'),
-      annotations: parsePairs(f.annotation, '--annotation'),
-      secrets: Object.fromEntries((f.secret ?? []).map(parseSecret)),
-      ssh: Object.fromEntries((f.ssh ?? []).map((s) => parseSsh(s, process.env))),
-      noCache: Boolean(f['no-cache']),
-      pull: parseChoice<PullPolicy>('pull', f.pull, ['missing', 'always', 'never'], 'missing'),
-      compression: parseChoice('compression', f.compression, ['gzip', 'zstd'] as const, 'gzip'),
-      ...(() => {
-        const timestamp = parseTimestamp(f.timestamp, process.env);
-        return timestamp === undefined ? {} : { timestamp };
-      })(),
-      isolation: parseChoice<IsolationRequest>('isolation', f.isolation, ISOLATION_REQUESTS, 'auto'),
-      store,
-      cache,
-      registry,
-      logger: out.logger,
-      contexts: Object.fromEntries(
-        (f['build-context'] ?? []).map((v) => parseBuildContext(v, process.cwd())),
-      ),
-      squash: Boolean(f.squash),
-    };
-    const results: BuildResult[] = [];
-    for (const platform of platforms.length > 0 ? platforms : [undefined]) {
-      const progress = createBuildProgress({
-        mode: resolveProgressMode(mode, {
-          isTTY: process.stderr.isTTY === true,
-          ci: Boolean(process.env.CI),
-          quiet: Boolean(f.quiet),
-        }),
-        explain,
-        quiet: Boolean(f.quiet),
-        ...(platform && platforms.length > 1 ? { platform: formatPlatform(platform) } : {}),
-      });
-      try {
-        results.push(
-          await build({
-            ...options,
-            ...(platform ? { platform } : {}),
-            onStepStart: (s) => progress.stepStarted(s),
-            onStep: (r) => progress.stepDone(r),
-          }),
+    try {
+      for (const ref of f['cache-from'] ?? []) {
+        const cacheImage = await importCache(ref, { cache, registry, logger: out.logger });
+        imported.push(cacheImage);
+        out.logger.info(
+          `imported ${cacheImage.records} cached steps from ${ref} (layers are fetched when needed)`,
         );
-      } catch (err) {
-        progress.failed(err);
-        throw err;
-      } finally {
-        progress.finish();
       }
-    }
-    const result: BuiltOutput = results.length > 1 ? buildIndex(results) : (results[0] as BuildResult);
-    const first = results[0] as BuildResult;
-    const format = parseChoice('format', f.format, ['oci', 'docker'] as const, 'oci');
-    const exported = await exportImage(result, {
-      tags: f.tag ?? [],
-      destinations,
-      format,
-      store,
-      cache,
-      registry,
-      logger: out.logger,
-    });
-    if (signing) {
-      await signAndAttest(first, {
-        ...signing,
-        outputs: [...exported]
-          .filter(([name]) => registryOutputs([name]).length > 0)
-          .map(([name, copied]) => ({ name, digest: copied.digest })),
-        dockerfile: f.file ? resolve(f.file) : join(contextDir, 'Dockerfile'),
+      const buildArgs = resolveBuildArgs({
+        args: f['build-arg'] ?? [],
+        files: buildArgFiles,
+        env: process.env,
+      });
+      const options: BuildOptions = {
         contextDir,
+        ...(f.file ? { dockerfile: resolve(f.file) } : {}),
         buildArgs,
-        target: f.target,
-        startedOn,
-        timestamp: parseTimestamp(f.timestamp, process.env),
+        ...(f.target ? { target: f.target } : {}),
+        labels: parsePairs(f.label, '--label'),
+        annotations: parsePairs(f.annotation, '--annotation'),
+        secrets: Object.fromEntries((f.secret ?? []).map(parseSecret)),
+        ssh: Object.fromEntries((f.ssh ?? []).map((s) => parseSsh(s, process.env))),
+        noCache: Boolean(f['no-cache']),
+        pull: parseChoice<PullPolicy>('pull', f.pull, ['missing', 'always', 'never'], 'missing'),
+        compression: parseChoice('compression', f.compression, ['gzip', 'zstd'] as const, 'gzip'),
+        ...(() => {
+          const timestamp = parseTimestamp(f.timestamp, process.env);
+          return timestamp === undefined ? {} : { timestamp };
+        })(),
+        isolation: parseChoice<IsolationRequest>('isolation', f.isolation, ISOLATION_REQUESTS, 'auto'),
         store,
         cache,
         registry,
-        out,
-      });
-    }
-    if (f['cache-to']) {
-      const records: CacheRecord[] = [];
-      for (const step of results.flatMap((r) => r.steps)) {
-        const record = step.key === undefined ? undefined : await cache.get(step.key);
-        if (record) records.push(record);
-      }
-      await exportCache(records, f['cache-to'], { cache, registry, logger: out.logger });
-    }
-    for (const cacheImage of imported) await cacheImage.close();
-    if (imported.length > 0) out.logger.info(`fetched ${cache.fetched} cached layers`);
-    await cache.prune({ maxBytes: defaultCacheBound() });
-    const own = isBuiltIndex(result) ? result.index.digest : result.manifest.digest;
-    // The image ID of a multi-platform build is its index's digest, as buildx writes it.
-    const imageId = isBuiltIndex(result) ? result.index.digest : result.configDigest;
-    const digest = [...exported.values()][0]?.digest ?? own;
-    if (f.iidfile) await writeFile(f.iidfile, imageId);
-    if (f.digestfile) await writeFile(f.digestfile, digest);
-    if (f['metadata-file']) {
-      const metadata = {
-        'containerimage.digest': digest,
-        ...(isBuiltIndex(result) ? {} : { 'containerimage.config.digest': result.configDigest }),
-        'image.name': [...(f.tag ?? []), ...(f.output ?? [])].join(','),
-        outputs: Object.fromEntries([...exported].map(([name, r]) => [name, r.digest])),
+        logger: out.logger,
+        contexts: Object.fromEntries(
+          (f['build-context'] ?? []).map((v) => parseBuildContext(v, process.cwd())),
+        ),
+        squash: Boolean(f.squash),
       };
-      await writeFile(f['metadata-file'], `${JSON.stringify(metadata, null, 2)}\n`);
+      const results: BuildResult[] = [];
+      for (const platform of platforms.length > 0 ? platforms : [undefined]) {
+        const progress = createBuildProgress({
+          mode: resolveProgressMode(mode, {
+            isTTY: process.stderr.isTTY === true,
+            ci: Boolean(process.env.CI),
+            quiet: Boolean(f.quiet),
+          }),
+          explain,
+          quiet: Boolean(f.quiet),
+          ...(platform && platforms.length > 1 ? { platform: formatPlatform(platform) } : {}),
+        });
+        try {
+          results.push(
+            await build({
+              ...options,
+              ...(platform ? { platform } : {}),
+              onStepStart: (s) => progress.stepStarted(s),
+              onStep: (r) => progress.stepDone(r),
+            }),
+          );
+        } catch (err) {
+          progress.failed(err);
+          throw err;
+        } finally {
+          progress.finish();
+        }
+      }
+      const result: BuiltOutput = results.length > 1 ? buildIndex(results) : (results[0] as BuildResult);
+      const first = results[0] as BuildResult;
+      const format = parseChoice('format', f.format, ['oci', 'docker'] as const, 'oci');
+      const exported = await exportImage(result, {
+        tags: f.tag ?? [],
+        destinations,
+        format,
+        store,
+        cache,
+        registry,
+        logger: out.logger,
+      });
+      if (signing) {
+        await signAndAttest(first, {
+          ...signing,
+          outputs: [...exported]
+            .filter(([name]) => registryOutputs([name]).length > 0)
+            .map(([name, copied]) => ({ name, digest: copied.digest })),
+          dockerfile: f.file ? resolve(f.file) : join(contextDir, 'Dockerfile'),
+          contextDir,
+          buildArgs,
+          target: f.target,
+          startedOn,
+          timestamp: parseTimestamp(f.timestamp, process.env),
+          store,
+          cache,
+          registry,
+          out,
+        });
+      }
+      if (f['cache-to']) {
+        const records: CacheRecord[] = [];
+        for (const step of results.flatMap((r) => r.steps)) {
+          const record = step.key === undefined ? undefined : await cache.get(step.key);
+          if (record) records.push(record);
+        }
+        await exportCache(records, f['cache-to'], { cache, registry, logger: out.logger });
+      }
+      if (imported.length > 0) out.logger.info(`fetched ${cache.fetched} cached layers`);
+      await cache.prune({ maxBytes: defaultCacheBound() });
+      const own = isBuiltIndex(result) ? result.index.digest : result.manifest.digest;
+      // The image ID of a multi-platform build is its index's digest, as buildx writes it.
+      const imageId = isBuiltIndex(result) ? result.index.digest : result.configDigest;
+      const digest = [...exported.values()][0]?.digest ?? own;
+      if (f.iidfile) await writeFile(f.iidfile, imageId);
+      if (f.digestfile) await writeFile(f.digestfile, digest);
+      if (f['metadata-file']) {
+        const metadata = {
+          'containerimage.digest': digest,
+          ...(isBuiltIndex(result) ? {} : { 'containerimage.config.digest': result.configDigest }),
+          'image.name': [...(f.tag ?? []), ...(f.output ?? [])].join(','),
+          outputs: Object.fromEntries([...exported].map(([name, r]) => [name, r.digest])),
+        };
+        await writeFile(f['metadata-file'], `${JSON.stringify(metadata, null, 2)}\n`);
+      }
+      if (!f.quiet) process.stdout.write(`${imageId}\n`);
+      return 0;
+    } finally {
+      // The connections to --cache-from images stay open while the build may still fetch layers.
+      for (const cacheImage of imported) await cacheImage.close();
     }
-    if (!f.quiet) process.stdout.write(`${imageId}\n`);
-    return 0;
   },
 };
 
