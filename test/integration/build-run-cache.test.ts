@@ -2,7 +2,7 @@
 // scoping it apart from the plain id, as in BuildKit), seeding from a stage with from=/source= that persists,
 // and the sharing modes across concurrent builds on one store: `locked` waits for the RUN holding the
 // directory, `private` takes a fresh instance instead. No cache mount ever lands in a layer.
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -112,6 +112,28 @@ describe('gantry build RUN --mount=type=cache (as gantry-test)', () => {
       log: (await readFile(join(dir, 'log'), 'utf8')).trim(),
     };
   }
+
+  it('concurrent builds make one seeded shared directory and all write to it', async () => {
+    const store = bench.userDir('store');
+    const ctx = await bench.context({
+      Dockerfile: `ARG BASE\nARG N\nFROM \${BASE} AS seed\nRUN mkdir /seed && echo seeded > /seed/log\nFROM \${BASE}\nARG N\nRUN --mount=type=cache,id=together,target=/c,from=seed,source=/seed sh -c 'echo "build $N" >> /c/log'\n`,
+    });
+    const results = await Promise.all(
+      [1, 2, 3].map((n) =>
+        bench.gantry(['build', '--build-arg', `BASE=${bench.image}`, '--build-arg', `N=${n}`, ctx], {
+          GANTRY_STORE: store,
+        }),
+      ),
+    );
+    for (const r of results) expect(r.code, r.stderr).toBe(0);
+    const mounts = join(store, 'cache', 'mounts');
+    const dirs = (await readdir(mounts)).filter((n) => !n.endsWith('.lock'));
+    // One directory, no half-made ones left over.
+    expect(dirs).toHaveLength(1);
+    const log = (await readFile(join(mounts, dirs[0] as string, 'log'), 'utf8')).trim().split('\n');
+    expect(log[0]).toBe('seeded');
+    expect(log.slice(1).sort()).toEqual(['build 1', 'build 2', 'build 3']);
+  });
 
   it('sharing=locked: a concurrent build waits until the RUN holding the directory is done', async () => {
     const { seen, log } = await contend('locked');
