@@ -1,15 +1,9 @@
 #!/usr/bin/env node
 // The gantry CLI: loads the one bundled entry point (built by `npm run build:ts`).
 import module from 'node:module';
-import { setFlagsFromString } from 'node:v8';
 
 // Node >= 22.1 can cache compiled code on disk between runs; gantry is run many times per CI job.
 module.enableCompileCache?.();
-
-// undici parses HTTP with llhttp compiled to WebAssembly. V8 re-compiles it with its optimising tier on
-// background threads and waits for that at exit, adding ~0.1-0.2 s to every short command; the baseline
-// compiler's code is plenty for parsing registry responses. Set before anything loads undici.
-setFlagsFromString('--liftoff-only');
 
 const { main } = await import('../dist/cli.js');
 const code = await main(process.argv.slice(2));
