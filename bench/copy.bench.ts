@@ -17,7 +17,8 @@ import { makeImageLayout, makeIndexLayout, pushFixture } from '../test/harness/f
 import { startRegistry, type TestRegistry } from '../test/harness/registry.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const GANTRY = join(process.cwd(), 'bin', 'gantry.js');
+// The entry npm links (bin/gantry), so the benchmark pays what users pay at start-up.
+const GANTRY = join(process.cwd(), 'bin', 'gantry');
 const SKOPEO_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb';
 
 interface Timed {
@@ -53,7 +54,7 @@ function timed(cmd: string[]): Promise<Timed> {
   });
 }
 
-const gantry = (...args: string[]): string[] => [process.execPath, GANTRY, ...args, '--quiet'];
+const gantry = (...args: string[]): string[] => [GANTRY, ...args, '--quiet'];
 const skopeo = (...args: string[]): string[] => ['skopeo', '--insecure-policy', ...args];
 
 function median(values: number[]): number {
