@@ -92,12 +92,24 @@ async function openStored(store: LayerStore, name: string): Promise<ImageSource 
   }
 }
 
-/** The platform's manifest of a stored image, or undefined when the stored image is for another platform. */
+interface StoredImage {
+  digest: string;
+  manifest: ImageManifest;
+  config: ImageConfig;
+  /** The platform the image's config names. */
+  platform: Platform;
+}
+
+/**
+ * The platform's manifest of a stored image. An index must list the platform; a single image must be for it
+ * when `strict`, else it answers whatever its platform (as BuildKit uses a single-platform base, warning).
+ */
 async function readForPlatform(
   source: ImageSource,
   store: LayerStore,
   platform: Platform,
-): Promise<{ digest: string; manifest: ImageManifest; config: ImageConfig } | undefined> {
+  strict: boolean,
+): Promise<StoredImage | undefined> {
   let raw = await source.getManifest();
   const top = parseManifest(raw.bytes, raw.mediaType, source.name).manifest;
   if (isIndex(top)) {
@@ -112,14 +124,12 @@ async function readForPlatform(
     });
   }
   const config = JSON.parse(await readFile(store.blobPath(manifest.config.digest), 'utf8')) as ImageConfig;
-  // A single-platform image answers for its own platform only (an untagged config counts as the host's).
-  const own = { os: config.os ?? 'linux', architecture: config.architecture ?? hostPlatform().architecture };
-  if (
-    !isIndex(top) &&
-    !platformMatches(platform, { ...own, ...(config.variant ? { variant: config.variant } : {}) })
-  ) {
-    return undefined;
-  }
+  const own: Platform = {
+    os: config.os,
+    architecture: config.architecture,
+    ...(config.variant ? { variant: config.variant } : {}),
+  };
+  if (strict && !isIndex(top) && !platformMatches(platform, own)) return undefined;
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== manifest.layers.length) {
     throw new GantryError(
@@ -128,15 +138,20 @@ async function readForPlatform(
       { subject: source.name },
     );
   }
-  return { digest: raw.digest, manifest, config };
+  return { digest: raw.digest, manifest, config, platform: own };
 }
 
-async function readStored(store: LayerStore, names: readonly string[], platform: Platform) {
+async function readStored(
+  store: LayerStore,
+  names: readonly string[],
+  platform: Platform,
+  strict: boolean,
+): Promise<StoredImage | undefined> {
   for (const name of names) {
     const source = await openStored(store, name);
     if (!source) continue;
     try {
-      const found = await readForPlatform(source, store, platform);
+      const found = await readForPlatform(source, store, platform, strict);
       if (found) return found;
     } finally {
       await source.close();
@@ -175,47 +190,36 @@ async function pull(spec: ImageSpec, storeName: string, o: LoadImageOptions): Pr
  */
 export async function loadImage(spec: ImageSpec, o: LoadImageOptions): Promise<LoadedImage> {
   const name = displayName(spec);
+  const wanted = formatPlatform(o.platform);
   const host = platformMatches(hostPlatform(), o.platform) && !o.platform.variant;
-  const platformName = `${name}@platform=${formatPlatform(o.platform)}`;
-  const storeName = host ? name : platformName;
+  const storeName = host ? name : `${name}@platform=${wanted}`;
+  const candidates = [...new Set([name, storeName])];
   const policy = spec.kind === 'oci-layout' ? 'always' : o.policy;
-  let found =
-    policy === 'always' ? undefined : await readStored(o.store, [...new Set([name, storeName])], o.platform);
-  if (!found) {
-    if (policy === 'never') {
-      throw new GantryError(
-        'NOT_FOUND',
-        `image is not in the local store for ${formatPlatform(o.platform)} (--pull never)`,
-        {
-          subject: name,
-        },
-      );
-    }
+  let found = policy === 'always' ? undefined : await readStored(o.store, candidates, o.platform, true);
+  if (!found && policy !== 'never') {
     try {
       await pull(spec, storeName, o);
+      found = await readStored(o.store, [storeName], o.platform, false);
     } catch (err) {
       if (isGantryError(err, 'NO_MATCHING_PLATFORM')) {
-        throw new GantryError(
-          'NO_MATCHING_PLATFORM',
-          `${name} has no image for ${formatPlatform(o.platform)}`,
-          {
-            subject: o.subject,
-            cause: err,
-          },
-        );
-      }
-      throw err;
-    }
-    found = await readStored(o.store, [storeName], o.platform);
-    if (!found) {
-      throw new GantryError(
-        'NO_MATCHING_PLATFORM',
-        `${name} has no image for ${formatPlatform(o.platform)}`,
-        {
+        throw new GantryError('NO_MATCHING_PLATFORM', `${name} has no image for ${wanted}`, {
           subject: o.subject,
-        },
-      );
+          cause: err,
+        });
+      }
+      // A local image that cannot be pulled (say, built here with -t for another platform) is used as is.
+      found = await readStored(o.store, candidates, o.platform, false);
+      if (!found) throw err;
     }
+  }
+  if (!found && policy === 'never') found = await readStored(o.store, candidates, o.platform, false);
+  if (!found) {
+    throw new GantryError('NOT_FOUND', `image is not in the local store for ${wanted} (--pull never)`, {
+      subject: name,
+    });
+  }
+  if (!platformMatches(o.platform, found.platform)) {
+    o.logger.warn(`${name} is an image for ${formatPlatform(found.platform)}, not ${wanted}: using it as is`);
   }
   const { manifest, config, digest } = found;
   const diffIds = config.rootfs?.diff_ids ?? [];

@@ -137,6 +137,20 @@ describe('gantry build --platform', () => {
     expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
     expect((manifest.layers ?? []).map((l) => l.digest).slice(0, 2)).toEqual(platformLayers(1));
     expect((await blob(out, manifest.config?.digest as string)).architecture).toBe('arm64');
+
+    // Tagged in the store for arm64, it is used as a base as is (with a warning), as BuildKit uses a local image.
+    const store = await fresh('store');
+    await gantryOk(['build', '--platform', 'linux/arm64', '-t', 'app:arm', context], {
+      env: { GANTRY_STORE: store },
+    });
+    const next = await fresh('context');
+    await writeFile(join(next, 'Dockerfile'), 'FROM app:arm\n');
+    const onTop = join(await fresh('out'), 'layout');
+    const built = await gantryOk(['build', '-o', `type=oci,dest=${onTop},name=v1`, next], {
+      env: { GANTRY_STORE: store },
+    });
+    expect(built.stderr).toContain('is an image for linux/arm64');
+    expect(((await top(onTop)).layers ?? []).map((l) => l.digest).slice(0, 2)).toEqual(platformLayers(1));
   });
 
   it('fails naming the RUN line when this machine cannot execute the platform', async () => {
