@@ -32,6 +32,29 @@ describe('gantry build RUN --mount=type=bind|tmpfs (as gantry-test)', () => {
     bench = await runBench();
   });
 
+  it('without ignore rules mounts the context itself, read-only or as a union whose writes are discarded', async () => {
+    const out = join(bench.userDir('out'), 'layout');
+    const ctx = await bench.context({
+      Dockerfile: `ARG BASE
+FROM \${BASE}
+RUN --mount=type=bind,source=data,target=/d sh -c 'cat /d/in > /got-ro; if touch /d/x 2>/dev/null; then echo writable; else echo readonly; fi >> /got-ro'
+RUN --mount=type=bind,target=/d,rw sh -c 'echo overwritten > /d/data/in; rm /d/Dockerfile; cat /d/data/in > /got-rw'
+`,
+      'data/in': 'input\n',
+    });
+    const r = await bench.gantry(
+      ['build', '--build-arg', `BASE=${bench.image}`, '-o', `type=oci,dest=${out},name=v1`, ctx],
+      { GANTRY_STORE: bench.userDir('store') },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const rootfs = await unpack(out, 'v1', bench.userDir('unpack'));
+    expect(await readFile(join(rootfs, 'got-ro'), 'utf8')).toBe('input\nreadonly\n');
+    expect(await readFile(join(rootfs, 'got-rw'), 'utf8')).toBe('overwritten\n');
+    expect(await readFile(join(ctx, 'data', 'in'), 'utf8')).toBe('input\n');
+    expect(await readFile(join(ctx, 'Dockerfile'), 'utf8')).toContain('FROM');
+    expect((await layerEntries(out, 'v1')).slice(-2)).toEqual([['got-ro'], ['got-rw']]);
+  });
+
   it('mounts the context, a stage and a tmpfs; nothing mounted or written through a mount lands in a layer', async () => {
     const store = bench.userDir('store');
     const out = join(bench.userDir('out'), 'layout');
