@@ -20,7 +20,7 @@ import {
   platformMatches,
   type RawManifest,
 } from '../oci/index.js';
-import type { ImageDestination, ImageSource } from '../transports/types.js';
+import type { Attachment, ImageDestination, ImageSource } from '../transports/types.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { VerifyingStream } from '../util/verify-stream.js';
 import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
@@ -92,6 +92,8 @@ class CopyRun {
   private bytesCopied = 0;
   private manifests = 0;
   private attachments = 0;
+  /** The digest the destination's name pointed at before the copy (see copy()). */
+  private stored: Promise<string | undefined> | undefined;
 
   constructor(
     private readonly source: ImageSource,
@@ -103,23 +105,27 @@ class CopyRun {
   }
 
   async copy(): Promise<CopyResult> {
+    // What the destination's name points at is asked while the source manifest downloads: for an image the
+    // destination already has (re-runs, mirrors) these round trips are most of the command's time.
+    this.stored = this.options.untagged ? undefined : this.destination.storedDigest?.();
+    this.stored?.catch(() => undefined);
     const top = await this.source.getManifest();
     const { manifest } = parseManifest(top.bytes, top.mediaType, this.source.name);
     let written: RawManifest;
-    let copiedDigests: string[];
+    let attachments: Map<string, Promise<Attachment[]>>;
     if (isIndex(manifest) && this.options.all) {
-      copiedDigests = [...manifest.manifests.map((d) => d.digest), top.digest];
+      attachments = this.listAttachments([...manifest.manifests.map((d) => d.digest), top.digest]);
       written = (await this.alreadyThere(top)) ? top : (await this.copyIndex(top, manifest)).written;
     } else {
       const raw = isIndex(manifest)
         ? await this.source.getManifest(this.selectPlatform(manifest).digest)
         : top;
-      copiedDigests = [raw.digest];
+      attachments = this.listAttachments([raw.digest]);
       written = (await this.alreadyThere(raw))
         ? raw
         : await this.copyImageManifest(raw, { primary: !this.options.untagged });
     }
-    await this.copyAttachments(copiedDigests);
+    await this.copyAttachments(attachments);
     return {
       digest: written.digest,
       mediaType: written.mediaType,
@@ -135,9 +141,9 @@ class CopyRun {
    * then nothing but attachments can be missing (blobs of a stored manifest are stored too).
    */
   private async alreadyThere(raw: RawManifest): Promise<boolean> {
-    if (this.options.untagged || !this.destination.storedDigest) return false;
+    if (!this.stored) return false;
     if (this.targetFormat(raw.mediaType) !== formatOf(raw.mediaType)) return false;
-    if ((await this.destination.storedDigest()) !== raw.digest) return false;
+    if ((await this.stored) !== raw.digest) return false;
     this.logger.info(`${this.destination.name} already has ${raw.digest}; no blobs to copy`);
     return true;
   }
@@ -266,10 +272,24 @@ class CopyRun {
   }
 
   /** Copies what is attached to each copied manifest; refuses to if conversion changed the digests they sign. */
-  private async copyAttachments(digests: string[]): Promise<void> {
-    if (this.options.removeSignatures) return;
+  /**
+   * Starts listing the signatures, attestations and referrers of each digest (a few requests each) so they
+   * are known by the time the image is copied; copyAttachments awaits them in order.
+   */
+  private listAttachments(digests: string[]): Map<string, Promise<Attachment[]>> {
+    const listed = new Map<string, Promise<Attachment[]>>();
+    if (this.options.removeSignatures) return listed;
     for (const digest of digests) {
-      const attachments = await this.source.listAttachments(digest);
+      const list = this.source.listAttachments(digest);
+      list.catch(() => undefined);
+      listed.set(digest, list);
+    }
+    return listed;
+  }
+
+  private async copyAttachments(listed: Map<string, Promise<Attachment[]>>): Promise<void> {
+    for (const [digest, list] of listed) {
+      const attachments = await list;
       if (attachments.length === 0) continue;
       if (this.destination.acceptsAttachments === false) {
         this.logger.warn(

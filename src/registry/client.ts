@@ -336,7 +336,11 @@ export class RegistryClient {
   async listReferrers(
     repo: RepoLocation,
     digest: string,
-    options: { artifactType?: string } = {},
+    options: {
+      artifactType?: string;
+      /** The repository's tags, when the caller listed them: the fallback tag is fetched only if listed. */
+      knownTags?: ReadonlySet<string>;
+    } = {},
   ): Promise<Descriptor[]> {
     const subject = formatRef(repo, digest);
     const query = options.artifactType
@@ -363,6 +367,7 @@ export class RegistryClient {
     await res.body.dump();
     if (![400, 404, 405, 406, 501].includes(res.status))
       throw await this.http.errorFor(res, subject, 'list referrers');
+    if (options.knownTags && !options.knownTags.has(referrersTag(digest))) return [];
     const fallback = await this.fallbackIndex(repo, digest);
     return filterByArtifactType(fallback?.manifests ?? [], options.artifactType);
   }

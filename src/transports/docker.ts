@@ -48,24 +48,27 @@ class RegistrySource implements ImageSource {
   }
 
   async listAttachments(digest: string): Promise<Attachment[]> {
-    // One tag listing per source serves every image of an index; HEADs only for tags that exist.
+    // One tag listing per source serves every image of an index; HEADs only for tags that exist, all at once,
+    // beside the referrers query (which then skips the fallback tag when it is not listed).
     this.tags ??= this.client.listTags(this.registryLocation).then((tags) => new Set(tags));
     const tags = await this.tags;
-    const attachments: Attachment[] = [];
-    for (const tag of attachmentTags(digest)) {
-      if (!tags.has(tag)) continue;
-      const head = await this.client.headManifest(this.registryLocation, tag);
-      if (head) {
-        attachments.push({
-          tag,
-          descriptor: { mediaType: head.mediaType, digest: head.digest, size: head.size },
-        });
-      }
-    }
-    for (const descriptor of await this.client.listReferrers(this.registryLocation, digest)) {
-      attachments.push({ descriptor });
-    }
-    return attachments;
+    const [tagged, referrers] = await Promise.all([
+      Promise.all(
+        attachmentTags(digest)
+          .filter((tag) => tags.has(tag))
+          .map(async (tag): Promise<Attachment | undefined> => {
+            const head = await this.client.headManifest(this.registryLocation, tag);
+            return head
+              ? { tag, descriptor: { mediaType: head.mediaType, digest: head.digest, size: head.size } }
+              : undefined;
+          }),
+      ),
+      this.client.listReferrers(this.registryLocation, digest, { knownTags: tags }),
+    ]);
+    return [
+      ...tagged.filter((a): a is Attachment => a !== undefined),
+      ...referrers.map((descriptor) => ({ descriptor })),
+    ];
   }
 
   async close(): Promise<void> {}
