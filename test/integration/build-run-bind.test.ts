@@ -32,13 +32,14 @@ describe('gantry build RUN --mount=type=bind|tmpfs (as gantry-test)', () => {
     bench = await runBench();
   });
 
-  it('without ignore rules mounts the context itself, read-only or as a union whose writes are discarded', async () => {
+  it('without ignore rules mounts the context itself (read-only, or a union whose writes are discarded), and an image', async () => {
     const out = join(bench.userDir('out'), 'layout');
     const ctx = await bench.context({
       Dockerfile: `ARG BASE
 FROM \${BASE}
 RUN --mount=type=bind,source=data,target=/d sh -c 'cat /d/in > /got-ro; if touch /d/x 2>/dev/null; then echo writable; else echo readonly; fi >> /got-ro'
 RUN --mount=type=bind,target=/d,rw sh -c 'echo overwritten > /d/data/in; rm /d/Dockerfile; cat /d/data/in > /got-rw'
+RUN --mount=type=bind,from=${bench.image},source=/bin,target=/img sh -c 'test -x /img/busybox && echo image > /got-image'
 `,
       'data/in': 'input\n',
     });
@@ -52,7 +53,8 @@ RUN --mount=type=bind,target=/d,rw sh -c 'echo overwritten > /d/data/in; rm /d/D
     expect(await readFile(join(rootfs, 'got-rw'), 'utf8')).toBe('overwritten\n');
     expect(await readFile(join(ctx, 'data', 'in'), 'utf8')).toBe('input\n');
     expect(await readFile(join(ctx, 'Dockerfile'), 'utf8')).toContain('FROM');
-    expect((await layerEntries(out, 'v1')).slice(-2)).toEqual([['got-ro'], ['got-rw']]);
+    expect(await readFile(join(rootfs, 'got-image'), 'utf8')).toBe('image\n');
+    expect((await layerEntries(out, 'v1')).slice(-3)).toEqual([['got-ro'], ['got-rw'], ['got-image']]);
   });
 
   it('mounts the context, a stage and a tmpfs; nothing mounted or written through a mount lands in a layer', async () => {
