@@ -9,6 +9,7 @@
 import {
   chmod,
   copyFile,
+  link,
   lstat,
   lutimes,
   mkdir,
@@ -223,19 +224,38 @@ export interface PrepareOptions {
   subject: string;
 }
 
-/** Copies the planned context entries into `dir` (modes and mtimes kept): a context without ignored files. */
+/**
+ * Lays the planned context entries out in `dir`: the context without its ignored files. Files are hard links
+ * where the filesystem allows (the sandbox mounts them read-only or under a union, so nothing writes through
+ * them), else copies; modes and mtimes are kept.
+ */
 async function stageContext(entries: readonly CopyEntry[], dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o755 });
+  const times = async (e: CopyEntry, host: string) => {
+    const s = await lstat(e.source);
+    await lutimes(host, s.atime, s.mtime);
+  };
   for (const e of entries) {
     const host = join(dir, e.dest);
     await mkdir(posix.dirname(host), { recursive: true, mode: 0o755 });
-    if (e.type === 'dir') await mkdir(host, { recursive: true });
-    else if (e.type === 'symlink') await symlink(await readlink(e.source), host);
-    else await copyFile(e.source, host);
-    if (e.type !== 'symlink') await chmod(host, e.mode);
-    const s = await lstat(e.source);
-    await lutimes(host, s.atime, s.mtime);
+    if (e.type === 'dir') {
+      await mkdir(host, { recursive: true });
+      await chmod(host, e.mode);
+    } else if (e.type === 'symlink') {
+      await symlink(await readlink(e.source), host);
+    } else if (
+      !(await link(e.source, host).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      await copyFile(e.source, host);
+      await chmod(host, e.mode);
+      await times(e, host);
+    }
   }
+  // Directory mtimes last: adding their entries changed them.
+  for (const e of [...entries].reverse()) if (e.type === 'dir') await times(e, join(dir, e.dest));
 }
 
 type Planned<T extends PlannedMount['type']> = Extract<PlannedMount, { type: T }>;
