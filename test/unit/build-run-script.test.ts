@@ -9,7 +9,8 @@ import { thrown } from '../support/thrown.js';
 
 function scriptOf(body: string, shell?: string[]) {
   const ir = parseDockerfile(`FROM scratch\n${body}\n`, { file: 'Dockerfile' });
-  return runScript((ir.stages[0]?.instructions[0] as RunInstruction).command, shell);
+  const run = ir.stages[0]?.instructions[0] as RunInstruction;
+  return runScript(run.command, shell);
 }
 
 describe('runScript', () => {
