@@ -8,6 +8,7 @@
  */
 import {
   chmod,
+  chown,
   copyFile,
   link,
   lstat,
@@ -62,7 +63,16 @@ type PlannedMount =
       explicitOwner: boolean;
       seed?: StageSource;
     }
-  | { type: 'secret'; id: string; target?: string; env?: string; required: boolean }
+  | {
+      type: 'secret';
+      id: string;
+      target?: string;
+      env?: string;
+      required: boolean;
+      mode: number;
+      uid: number;
+      gid: number;
+    }
   | { type: 'ssh'; id: string; target: string; required: boolean; mode: number; uid: number; gid: number };
 
 export interface RunMountPlan {
@@ -135,6 +145,9 @@ export async function planRunMounts(
         type: 'secret',
         id,
         required: m.required,
+        mode: m.mode ?? 0o400,
+        uid: m.uid ?? 0,
+        gid: m.gid ?? 0,
         ...(target === undefined ? {} : { target: absolute(target) }),
         ...(m.env === undefined ? {} : { env: m.env }),
       });
@@ -289,15 +302,27 @@ async function makeSecret(p: Planned<'secret'>, m: MakeContext): Promise<Made> {
     made.env = `${p.env}=${'file' in source ? await readFile(source.file, 'utf8') : value}`;
   }
   if (p.target !== undefined) {
-    let file: string;
-    if ('file' in source) file = source.file;
-    else {
-      file = m.own;
-      await writeFile(file, value ?? '', { mode: 0o600 });
-    }
-    made.mount = { source: file, destination: p.target, readonly: true };
+    // A private copy carries the mount's mode and owner (0400 root by default, as in BuildKit), not the file's.
+    if ('file' in source) await copyFile(source.file, m.own);
+    else await writeFile(m.own, value ?? '', { mode: 0o600 });
+    await chmod(m.own, p.mode);
+    const owner = hostOwner(p, m);
+    if (owner) await chown(m.own, owner.uid, owner.gid);
+    made.mount = { source: m.own, destination: p.target, readonly: true };
   }
   return made;
+}
+
+/**
+ * The host owner that gives a secret file or ssh socket the `uid`/`gid` a mount asks for: possible as root
+ * without a user namespace, where the container's ids are the host's. Rootless the file stays the caller's,
+ * which is the container's root.
+ */
+function hostOwner(
+  p: { uid: number; gid: number },
+  m: MakeContext,
+): { uid: number; gid: number } | undefined {
+  return m.idMaps === undefined && process.getuid?.() === 0 ? { uid: p.uid, gid: p.gid } : undefined;
 }
 
 async function makeSsh(p: Planned<'ssh'>, m: MakeContext): Promise<Made> {
@@ -308,9 +333,7 @@ async function makeSsh(p: Planned<'ssh'>, m: MakeContext): Promise<Made> {
       subject: m.subject,
     });
   }
-  // Without a user namespace (as root) the container's ids are the host's; rootless, the socket stays the
-  // caller's, which is the container's root.
-  const owner = m.idMaps === undefined && process.getuid?.() === 0 ? { uid: p.uid, gid: p.gid } : undefined;
+  const owner = hostOwner(p, m);
   const forward = await forwardAgent({
     id: p.id,
     agent,

@@ -1,6 +1,6 @@
 // `gantry build` RUN --mount=type=secret,env= as gantry-test: the secret is an environment variable of that RUN
-// only (no file unless a target is given too), BuildKit's source= names it, and its value is in no layer,
-// config, history or cache record.
+// only (no file unless a target is given too), BuildKit's source= names it, a secret file has the mount's
+// mode (0400 unless mode= says otherwise), and its value is in no layer, config, history or cache record.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,8 +13,9 @@ const DOCKERFILE = `ARG BASE
 FROM \${BASE}
 WORKDIR /w
 RUN --mount=type=secret,id=tok,env=TOK sh -c 'echo \${#TOK} > len; ls /run/secrets > listing 2>&1 || echo none > listing'
-RUN --mount=type=secret,source=tok,env=TOK,target=/s/tok sh -c 'test "$TOK" = "$(cat /s/tok)" && echo same > both'
+RUN --mount=type=secret,source=tok,env=TOK,target=/s/tok sh -c 'test "$TOK" = "$(cat /s/tok)" && echo same > both; stat -c %a /s/tok >> both'
 RUN sh -c 'echo "\${TOK:-unset}" > after'
+RUN --mount=type=secret,id=tok,mode=0444 stat -c %a /run/secrets/tok > mode
 `;
 
 describe('gantry build RUN --mount=type=secret,env= (as gantry-test)', () => {
@@ -48,12 +49,15 @@ describe('gantry build RUN --mount=type=secret,env= (as gantry-test)', () => {
     const read = async (name: string) => (await readFile(join(rootfs, 'w', name), 'utf8')).trim();
     expect(await read('len')).toBe(String(SECRET.length));
     expect(await read('listing')).toBe('none');
-    expect(await read('both')).toBe('same');
+    // The file has the mount's mode (BuildKit's default 0400), not the secret file's.
+    expect(await read('both')).toBe('same\n400');
     expect(await read('after')).toBe('unset');
-    expect((await layerEntries(out, 'v1')).slice(-3).map((l) => l.sort())).toEqual([
+    expect(await read('mode')).toBe('444');
+    expect((await layerEntries(out, 'v1')).slice(-4).map((l) => l.sort())).toEqual([
       ['w', 'w/len', 'w/listing'],
       ['w', 'w/both'],
       ['w', 'w/after'],
+      ['w', 'w/mode'],
     ]);
     expect((await historyOf(out, 'v1')).join('\n')).not.toContain(SECRET);
     const { stdout: found } = await run('sh', [
