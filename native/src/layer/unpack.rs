@@ -498,6 +498,12 @@ impl Unpacker {
   /// Ownership, mode (after chown, which clears set-id bits) and xattrs.
   fn apply(&mut self, node: Node<'_>, key: &[u8], meta: &Meta, set_mode: bool) -> LayerResult<()> {
     let (uid, gid) = (meta.uid, meta.gid);
+    // A record an earlier layer left for an entry of this name must not describe this one.
+    if let (Node::At(dir, name), true) = (&node, self.unprivileged) {
+      if let Some(record) = entry_owner_xattr(name) {
+        let _ = rfs::fremovexattr(dir, &record);
+      }
+    }
     if (uid, gid) != (self.euid as u64, self.egid as u64) {
       let ids = (u32::try_from(uid).ok(), u32::try_from(gid).ok());
       let owned = match (ids, &node) {
