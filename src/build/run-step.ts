@@ -1,7 +1,9 @@
 /**
- * build/run-step: RUN. Keys the step on the command, the variables it can see, the user, workdir, network and
- * mounts (secrets by id, never their values), then runs it in the sandbox at the isolation level the machine
- * allows, with the parent layers as lowerdirs and the changes directory as the upperdir.
+ * build/run-step: RUN. Keys the step on the command (heredoc bodies included, build/run-heredoc), the
+ * variables it can see, the user, workdir, network and mounts (build/run-mounts: options and bound context
+ * files; secrets and ssh agents by id only), then runs it in the sandbox at the isolation level the machine
+ * allows, with the parent layers as lowerdirs and the changes directory as the upperdir, and clears the
+ * mount points the sandbox made from that directory before it becomes the layer.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
