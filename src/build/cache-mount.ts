@@ -92,6 +92,8 @@ async function lock(path: string, waitSeconds: number, subject: string): Promise
 }
 
 async function unlock(child: LockChild): Promise<void> {
+  // Already gone (killed from outside): the kernel dropped the lock with it.
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
   child.stdin.end();
   await closed;
