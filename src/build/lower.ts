@@ -172,7 +172,7 @@ async function getfattr(paths: readonly string[]): Promise<Buffer> {
     '--absolute-names',
     '--no-dereference',
     '--dump',
-    `--match=^user\\.gantry\\.owner`,
+    '--match=^user\\.gantry\\.owner',
     '--',
     ...paths,
   ];
@@ -193,12 +193,16 @@ async function getfattr(paths: readonly string[]): Promise<Buffer> {
       child.on('close', (status) => resolve({ stdout: Buffer.concat(out), stderr: err, code: status }));
     },
   );
-  if (code !== 0) throw new GantryError('IO', `getfattr could not read owner records: ${stderr.trim()}`);
+  if (code !== 0) {
+    throw new GantryError('IO', `getfattr could not read owner records: ${stderr.trim()}`, {
+      subject: paths[0],
+    });
+  }
   return stdout;
 }
 
 /** getfattr's dump (`# file: PATH`, then `name="value"` lines) as `PATH\0name` → value, undoing its quoting. */
-export function parseDump(dump: Buffer): Map<string, string> {
+function parseDump(dump: Buffer): Map<string, string> {
   const out = new Map<string, string>();
   let file: string | undefined;
   for (const line of dump.toString('latin1').split('\n')) {
@@ -211,7 +215,7 @@ export function parseDump(dump: Buffer): Map<string, string> {
   return out;
 }
 
-/** getfattr writes unusual bytes as `\ooo` octal escapes (and `\\` for a backslash). */
+/** getfattr writes unusual bytes (a backslash among them) as `\ooo` octal escapes. */
 function unquote(text: string): string {
   const bytes = Buffer.from(
     text.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))),

@@ -1,7 +1,8 @@
 /**
  * layer: unpacking layer blobs into directories and creating layer blobs from directories, over the Rust
- * addon (native/src/layer). Heavy work runs on libuv's pool; this module validates options and maps the
- * addon's failures to GantryError. See docs/layer-io.md.
+ * addon (native/src/layer), or for changes a rootless container wrote, the same writer in the gantry-sandbox
+ * helper inside a user namespace (./userns.ts). Heavy work runs on libuv's pool; this module validates options
+ * and maps failures to GantryError. See docs/layer-io.md.
  */
 import { GantryError } from '../errors/index.js';
 import { loadNative } from '../native/index.js';
