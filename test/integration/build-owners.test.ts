@@ -3,7 +3,8 @@
 // symlinks and a file it made unreadable included — carry the container's ids in the tar headers; a later RUN
 // as that user may write what it owns (lower layers get their owners); COPY --chown of a symlink and COPY --from
 // a stage keep owners. The flattened filesystem matches buildah's (`buildah bud --isolation chroot`, as root in
-// a private vfs store) for the same Dockerfile, both unpacked by umoci.
+// a private vfs store) for the same Dockerfile, both unpacked by umoci, and the layers are byte-for-byte those
+// of the same build as root (where lchown sets owners).
 import { createHash } from 'node:crypto';
 import { chownSync, mkdirSync } from 'node:fs';
 import {
@@ -22,6 +23,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeImageLayout } from '../harness/fixtures.js';
 import { run, trackTempDir } from '../harness/procs.js';
+import { gantryOk } from '../support/cli.js';
 import { asTestUser, installationForTestUser, testUser } from './sandbox-user.js';
 
 // The busybox base links only a few applets; the others are called through `busybox`, whose Debian build has
@@ -187,5 +189,26 @@ describe('rootless gantry build records exact owners', () => {
     const stubs = /^(dev|proc|sys|run|etc\/hostname|etc\/hosts|etc\/resolv\.conf) /;
     const buildahTree = (await unpack(layout, 'buildah')).filter((e) => !stubs.test(e));
     expect(await unpack(layout, 'gantry')).toEqual(buildahTree);
+  });
+
+  it('writes the same layers as the same build as root', async () => {
+    await gantryOk(
+      [
+        'build',
+        '--isolation',
+        'chroot',
+        '--timestamp',
+        '0',
+        '--build-arg',
+        `BASE=${image}`,
+        '-o',
+        `type=oci,dest=${layout},name=root`,
+        ctx,
+      ],
+      { env: { GANTRY_STORE: join(base, 'root-store') } },
+    );
+    const layers = async (name: string) =>
+      JSON.parse((await run('skopeo', ['inspect', '--raw', `oci:${layout}:${name}`])).stdout).layers;
+    expect(await layers('gantry')).toEqual(await layers('root'));
   });
 });
