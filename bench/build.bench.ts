@@ -190,7 +190,7 @@ class Bench {
     const cached = await timed(build, env);
     await c.touch(ctx, round);
     const changed = await timed(build, env);
-    const pushed = await measurePush(`gantry/${c.name}`, c.baseLayers, (destination) =>
+    const { push, ...bytes } = await measurePush(`gantry/${c.name}`, c.baseLayers, (destination) =>
       timed(
         asUser(
           process.execPath,
@@ -203,7 +203,7 @@ class Bench {
         env,
       ),
     );
-    return { times: { cold, cached, changed, push: pushed.push }, ...pushed };
+    return { times: { cold, cached, changed, push }, ...bytes };
   }
 
   private async buildah(scratch: string, c: BenchCase, round: number): Promise<Sample> {
@@ -243,10 +243,10 @@ class Bench {
     const cached = await timed(build, env);
     await c.touch(ctx, round);
     const changed = await timed(build, env);
-    const pushed = await measurePush(`buildah/${c.name}`, c.baseLayers, (destination) =>
+    const { push, ...bytes } = await measurePush(`buildah/${c.name}`, c.baseLayers, (destination) =>
       timed(buildah('push', '--tls-verify=false', '--quiet', `bench-${c.name}`, destination), env),
     );
-    return { times: { cold, cached, changed, push: pushed.push }, ...pushed };
+    return { times: { cold, cached, changed, push }, ...bytes };
   }
 }
 
@@ -301,6 +301,11 @@ async function main(): Promise<void> {
     const f = line.split(':');
     return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] as string };
   });
+  const unknown = PICKED?.filter((name) => !CASES.some((c) => c.name === name)) ?? [];
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown BENCH_CASES ${unknown.join(',')}: pick from ${CASES.map((c) => c.name).join(',')}`,
+    );
   const cases = CASES.filter((c) => !PICKED || PICKED.includes(c.name));
   // buildah derives names from paths, which must be lowercase (mkdtemp's suffix is not).
   const root = join(tmpdir(), `gantry-build-bench-${process.pid}`);
