@@ -286,6 +286,8 @@ interface MakeContext extends PrepareOptions {
   scratch: string;
   /** A name for this mount's files under `base` (not created). */
   own: string;
+  /** Another mount of the RUN lies inside this one's target: its mount point is made in this mount. */
+  hasNested: boolean;
 }
 
 async function makeSecret(p: Planned<'secret'>, m: MakeContext): Promise<Made> {
@@ -414,12 +416,22 @@ async function makeBind(p: Planned<'bind'>, m: MakeContext): Promise<Made> {
     await stageContext(c.entries, root);
     inner = c.isDir ? '/' : `/${posix.basename(c.rel)}`;
   }
-  if (p.readonly) return { mount: { source: join(root, inner), destination: p.target, readonly: true } };
-  // Writable: a union over the context whose writes stay in scratch space, discarded after the RUN.
+  // Read-only with nothing mounted inside: the files themselves. Otherwise a union over them whose writes
+  // (the RUN's, or nested mount points) stay in scratch space and are discarded after the RUN.
+  if (p.readonly && !m.hasNested) {
+    return { mount: { source: join(root, inner), destination: p.target, readonly: true } };
+  }
   await mkdir(m.scratch);
   const { scratch } = m;
   return {
-    mount: { type: 'layers', layers: [root], source: inner, scratch, destination: p.target, readonly: false },
+    mount: {
+      type: 'layers',
+      layers: [root],
+      source: inner,
+      scratch,
+      destination: p.target,
+      readonly: p.readonly,
+    },
   };
 }
 
@@ -459,6 +471,8 @@ export async function prepareRunMounts(
         ctx,
         scratch: join(o.helperScratch, `mount-${i}`),
         own: join(o.base, `mount-${i}`),
+        hasNested:
+          'target' in p && plan.mounts.some((q) => 'target' in q && q.target?.startsWith(`${p.target}/`)),
       });
       if (made.release) releases.push(made.release);
       if (made.mount) mounts.push(made.mount);

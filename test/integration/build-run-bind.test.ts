@@ -6,6 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../harness/procs.js';
 import { layerEntries, type RunBench, runBench, unpack } from './build-run-harness.js';
 
 const DOCKERFILE = `ARG BASE
@@ -55,6 +56,32 @@ RUN --mount=type=bind,from=${bench.image},source=/bin,target=/img sh -c 'test -x
     expect(await readFile(join(ctx, 'Dockerfile'), 'utf8')).toContain('FROM');
     expect(await readFile(join(rootfs, 'got-image'), 'utf8')).toBe('image\n');
     expect((await layerEntries(out, 'v1')).slice(-3)).toEqual([['got-ro'], ['got-rw'], ['got-image']]);
+  });
+
+  it('mounts a cache and a tmpfs inside a read-only context mount without touching the context', async () => {
+    const out = join(bench.userDir('out'), 'layout');
+    const ctx = await bench.context({
+      Dockerfile: `ARG BASE
+FROM \${BASE}
+RUN --mount=type=bind,target=/src --mount=type=cache,id=nested,target=/src/cache \\
+  --mount=type=tmpfs,target=/src/data/tmp sh -c 'echo x > /src/cache/f; touch /src/data/tmp/t; \\
+  ls /src/cache /src/data/tmp > /nested; if touch /src/new 2>/dev/null; then echo writable; else echo readonly; fi >> /nested'
+`,
+      'data/in': 'input\n',
+    });
+    const r = await bench.gantry(
+      ['build', '--build-arg', `BASE=${bench.image}`, '-o', `type=oci,dest=${out},name=v1`, ctx],
+      { GANTRY_STORE: bench.userDir('store') },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const rootfs = await unpack(out, 'v1', bench.userDir('unpack'));
+    expect(await readFile(join(rootfs, 'nested'), 'utf8')).toBe(
+      '/src/cache:\nf\n\n/src/data/tmp:\nt\nreadonly\n',
+    );
+    // The nested mount points were made in scratch space, not in the context.
+    const { stdout } = await run('find', [ctx, '-mindepth', '1', '-printf', '%P\\n']);
+    expect(stdout.split('\n').filter(Boolean).sort()).toEqual(['Dockerfile', 'data', 'data/in']);
+    expect((await layerEntries(out, 'v1')).slice(-1)).toEqual([['nested']]);
   });
 
   it('mounts the context, a stage and a tmpfs; nothing mounted or written through a mount lands in a layer', async () => {

@@ -55,10 +55,15 @@ fn bind(source: &Path, target: &Path, readonly: bool) -> Result<()> {
   let src = source.to_str().ok_or_else(|| format!("{source:?} is not UTF-8"))?;
   sys::mount(src, target, None, libc::MS_BIND | libc::MS_REC, None)?;
   if readonly {
-    let locked = sys::locked_mount_flags(target)?;
-    sys::mount("none", target, None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked, None)?;
+    make_readonly(target)?;
   }
   Ok(())
+}
+
+/// Remounts a bind mount read-only; mounts already made below it stay as they are.
+fn make_readonly(target: &Path) -> Result<()> {
+  let locked = sys::locked_mount_flags(target)?;
+  sys::mount("none", target, None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked, None)
 }
 
 /// /proc is mounted by PID 1 of the new namespace so it shows that namespace. Where the host's /proc is
@@ -134,7 +139,10 @@ fn mount_layers(m: &Mount, spec: &Spec) -> Result<PathBuf> {
   target.canonicalize().map_err(|e| format!("{}: {e}", target.display()))
 }
 
+/// Mounts in spec order (a mount inside another's target comes after it). Binds become read-only only once
+/// every mount is made, so a mount point inside a read-only mount can still be created.
 fn mount_volumes(root: &Path, spec: &Spec) -> Result<()> {
+  let mut readonly = Vec::new();
   for m in &spec.mounts {
     let target = inside(root, &m.destination);
     match m.kind {
@@ -153,11 +161,15 @@ fn mount_volumes(root: &Path, spec: &Spec) -> Result<()> {
           confined(&union, &inside(&union, &m.source), &m.source)?
         };
         if source.is_dir() { ensure_dir(root, &target)? } else { ensure_file(root, &target)? }
-        bind(&source, &confined(root, &target, &m.destination)?, m.readonly)?;
+        let target = confined(root, &target, &m.destination)?;
+        bind(&source, &target, false)?;
+        if m.readonly {
+          readonly.push(target);
+        }
       }
     }
   }
-  Ok(())
+  readonly.iter().rev().try_for_each(|t| make_readonly(t))
 }
 
 pub fn setup(spec: &Spec) -> Result<()> {
