@@ -9,13 +9,13 @@
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { CacheSharing } from '../dockerfile/index.js';
 import { GantryError } from '../errors/index.js';
 import { restoreOwners } from '../sandbox/helper.js';
-import type { IdMaps } from '../sandbox/spec.js';
+import type { IdMapEntry, IdMaps } from '../sandbox/spec.js';
 import { applyOwners } from './copy-stage.js';
 
 /** What a new cache directory starts as. */
@@ -58,6 +58,14 @@ export function cacheDirName(r: Pick<CacheMountRequest, 'id' | 'seed' | 'explici
   return createHash('sha256')
     .update(JSON.stringify([r.id, scope]))
     .digest('hex');
+}
+
+const isRoot = () => process.getuid?.() === 0;
+
+/** The host id a container id maps to (the id itself where the map lacks it: nothing better exists). */
+function toHost(map: readonly IdMapEntry[], id: number): number {
+  const entry = map.find((e) => id >= e.inside && id < e.inside + e.count);
+  return entry ? entry.outside + (id - entry.inside) : id;
 }
 
 type LockChild = ChildProcessByStdio<Writable, Readable, Readable>;
@@ -113,17 +121,17 @@ async function create(dir: string, r: CacheMountRequest): Promise<void> {
     else {
       await mkdir(temp);
       await chmod(temp, r.seed.mode);
-      if (r.seed.uid !== 0 || r.seed.gid !== 0) {
-        await applyOwners(
-          new Map([[temp, { uid: r.seed.uid, gid: r.seed.gid }]]),
-          `${temp}.owners`,
-          r.subject,
-        );
+      const { uid, gid } = r.seed;
+      if ((uid !== 0 || gid !== 0) && r.idMaps && isRoot()) {
+        // Root running a user namespace: chown to the host ids the container's ids map to.
+        await chown(temp, toHost(r.idMaps.uid, uid), toHost(r.idMaps.gid, gid));
+      } else if (uid !== 0 || gid !== 0) {
+        await applyOwners(new Map([[temp, { uid, gid }]]), `${temp}.owners`, r.subject);
       }
     }
     // Unprivileged, owners were recorded as xattrs; they become real inside the run's user namespace.
     const recorded = r.seed.kind === 'copy' || r.seed.uid !== 0 || r.seed.gid !== 0;
-    if (r.idMaps && recorded) await restoreOwners({ dir: temp, idMaps: r.idMaps });
+    if (r.idMaps && recorded && !isRoot()) await restoreOwners({ dir: temp, idMaps: r.idMaps });
     await rename(temp, dir);
   } finally {
     await rm(temp, { recursive: true, force: true }).catch(() => undefined);
