@@ -7,20 +7,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { GantryError, isGantryError } from '../errors/index.js';
-import {
-  formatPlatform,
-  hostPlatform,
-  type ImageManifest,
-  isIndex,
-  type Platform,
-  parseManifest,
-  platformMatches,
-} from '../oci/index.js';
+import { formatPlatform, hostPlatform, type Platform, platformMatches } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
+import { openStoredImage, pullIntoStore, readStoredImage, type StoredImage } from '../run/image.js';
 import type { PullPolicy } from '../run/index.js';
 import type { LayerStore } from '../store/index.js';
 import { openSource, parseTransportReference } from '../transports/index.js';
-import { openOciLayoutDestination, openOciLayoutSource } from '../transports/oci-layout.js';
+import { openOciLayoutSource } from '../transports/oci-layout.js';
 import type { ImageSource } from '../transports/types.js';
 import type { Logger } from '../util/log.js';
 import type { ImageConfig } from './config.js';
@@ -46,8 +39,6 @@ export interface LoadedImage {
   /** Digest of the platform's image manifest. */
   digest: string;
 }
-
-const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
 function displayName(spec: ImageSpec): string {
   if (spec.kind === 'ref') return spec.ref;
@@ -83,75 +74,17 @@ async function openLayoutEntry(spec: Extract<ImageSpec, { kind: 'oci-layout' }>)
   return source;
 }
 
-async function openStored(store: LayerStore, name: string): Promise<ImageSource | undefined> {
-  try {
-    return await openOciLayoutSource({ dir: store.imagesDir, ref: name, name: `store:${name}` });
-  } catch (err) {
-    if (isGantryError(err, 'NOT_FOUND') || isGantryError(err, 'INVALID_REFERENCE')) return undefined;
-    throw err;
-  }
-}
-
-interface StoredImage {
-  digest: string;
-  manifest: ImageManifest;
-  config: ImageConfig;
-  /** The platform the image's config names. */
-  platform: Platform;
-}
-
-/**
- * The platform's manifest of a stored image. An index must list the platform; a single image must be for it
- * when `strict`, else it answers whatever its platform (as BuildKit uses a single-platform base, warning).
- */
-async function readForPlatform(
-  source: ImageSource,
-  store: LayerStore,
-  platform: Platform,
-  strict: boolean,
-): Promise<StoredImage | undefined> {
-  let raw = await source.getManifest();
-  const top = parseManifest(raw.bytes, raw.mediaType, source.name).manifest;
-  if (isIndex(top)) {
-    const child = top.manifests.find((d) => platformMatches(platform, d.platform));
-    if (!child) return undefined;
-    raw = await source.getManifest(child.digest);
-  }
-  const manifest = parseManifest(raw.bytes, raw.mediaType, source.name).manifest as ImageManifest;
-  if (manifest.config.size > MAX_CONFIG_BYTES) {
-    throw new GantryError('MANIFEST_INVALID', `image config is ${manifest.config.size} bytes`, {
-      subject: source.name,
-    });
-  }
-  const config = JSON.parse(await readFile(store.blobPath(manifest.config.digest), 'utf8')) as ImageConfig;
-  const own: Platform = {
-    os: config.os,
-    architecture: config.architecture,
-    ...(config.variant ? { variant: config.variant } : {}),
-  };
-  if (strict && !isIndex(top) && !platformMatches(platform, own)) return undefined;
-  const diffIds = config.rootfs?.diff_ids ?? [];
-  if (diffIds.length !== manifest.layers.length) {
-    throw new GantryError(
-      'MANIFEST_INVALID',
-      `the config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`,
-      { subject: source.name },
-    );
-  }
-  return { digest: raw.digest, manifest, config, platform: own };
-}
-
 async function readStored(
   store: LayerStore,
   names: readonly string[],
   platform: Platform,
   strict: boolean,
-): Promise<StoredImage | undefined> {
+): Promise<(StoredImage<ImageConfig> & { platform: Platform }) | undefined> {
   for (const name of names) {
-    const source = await openStored(store, name);
+    const source = await openStoredImage(store, name);
     if (!source) continue;
     try {
-      const found = await readForPlatform(source, store, platform, strict);
+      const found = await readStoredImage<ImageConfig>(source, store, { platform, strict });
       if (found) return found;
     } finally {
       await source.close();
@@ -161,23 +94,16 @@ async function readStored(
 }
 
 async function pull(spec: ImageSpec, storeName: string, o: LoadImageOptions): Promise<void> {
-  const { copyImage } = await import('../copy/index.js');
   const source =
     spec.kind === 'ref'
       ? await openSource(parseTransportReference(spec.ref), { registry: o.registry })
       : await openLayoutEntry(spec);
   try {
-    const destination = await openOciLayoutDestination({
-      dir: o.store.imagesDir,
-      ref: storeName,
-      name: `store:${storeName}`,
-    });
-    const result = await copyImage(source, destination, {
-      removeSignatures: true,
+    const digest = await pullIntoStore(o.store, source, storeName, {
       platform: o.platform,
       logger: o.logger,
     });
-    o.logger.info(`Pulled ${displayName(spec)} for ${formatPlatform(o.platform)} (${result.digest})`);
+    o.logger.info(`Pulled ${displayName(spec)} for ${formatPlatform(o.platform)} (${digest})`);
   } finally {
     await source.close();
   }
