@@ -85,7 +85,8 @@ async function applyRecordedOwners(dir: string): Promise<void> {
   if (idMaps?.useHelpers) await restoreOwners({ dir, idMaps }).catch(() => undefined);
 }
 
-function inside(map: readonly IdMapEntry[], id: number): number {
+/** The id inside a user namespace with `map` of the host id `id` (itself when the map does not cover it). */
+export function containerId(map: readonly IdMapEntry[], id: number): number {
   const entry = map.find((e) => id >= e.outside && id < e.outside + e.count);
   return entry === undefined ? id : entry.inside + (id - entry.outside);
 }
@@ -95,8 +96,8 @@ async function inContainer(s: Stats): Promise<Stats> {
   const maps = await callerMaps();
   if (!maps) return s;
   // The Stats object is this call's own: rewriting its ids in place keeps its methods.
-  s.uid = inside(maps.uid, s.uid);
-  s.gid = inside(maps.gid, s.gid);
+  s.uid = containerId(maps.uid, s.uid);
+  s.gid = containerId(maps.gid, s.gid);
   return s;
 }
 

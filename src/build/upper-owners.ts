@@ -6,12 +6,15 @@
  *   them, symlinks included (the `user.gantry.owner` xattr cannot go on a symlink).
  * - A rootless RUN's upper directory holds files owned by the caller (container root) and its subordinate ids
  *   (everyone else), some unreadable to the caller: `mapUpperOwners` says to make its layer inside a user
- *   namespace with the container's id maps, where each file shows the container's ids and all are readable.
+ *   namespace with the container's id maps, where each file shows the container's ids and all are readable
+ *   (as root, it lchowns the entries to those ids instead).
  */
-import { sep } from 'node:path';
+import { chmod, lchown, lstat, readdir } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import type { LayerOwner, LayerUserNamespace } from '../layer/index.js';
 import type { IdMaps } from '../sandbox/spec.js';
 import type { Owner } from './copy-stage.js';
+import { containerId } from './lower.js';
 
 /** Changes directories of layer steps under way (between `openChanges` and `takeOwnership`). */
 const open = new Set<string>();
@@ -42,9 +45,10 @@ export function recordOwners(owners: ReadonlyMap<string, Owner>): Map<string, Ow
 }
 
 /**
- * Marks `upper`, which a rootless RUN (`subject`) wrote, to be made into a layer inside a user namespace with
- * `maps`; `specFile` is a scratch path beside it for the helper's spec. Nothing is read yet: async only so the
- * call site awaits it like the other owner steps.
+ * Gives the layer of `upper`, which a RUN (`subject`) wrote in a user namespace with `maps`, the ids the
+ * container saw. Without root: marks it to be made inside such a namespace; `specFile` is a scratch path
+ * beside it for the helper's spec. As root, lchowns each entry to its container ids instead: there the
+ * namespace would see ids it does not map (image files the RUN copied up keep their real owners) as nobody.
  */
 export async function mapUpperOwners(
   upper: string,
@@ -52,7 +56,22 @@ export async function mapUpperOwners(
   specFile: string,
   subject: string,
 ): Promise<void> {
-  namespaced.set(upper, { userNamespace: { idMaps: maps, specFile }, subject });
+  if (process.getuid?.() === 0) await chownInside(upper, maps);
+  else namespaced.set(upper, { userNamespace: { idMaps: maps, specFile }, subject });
+}
+
+async function chownInside(dir: string, maps: IdMaps): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    const s = await lstat(path);
+    const [uid, gid] = [containerId(maps.uid, s.uid), containerId(maps.gid, s.gid)];
+    if (uid !== s.uid || gid !== s.gid) {
+      await lchown(path, uid, gid);
+      // chown clears set-id bits the container set on purpose.
+      if (!s.isSymbolicLink() && s.mode & 0o6000) await chmod(path, s.mode & 0o7777);
+    }
+    if (s.isDirectory()) await chownInside(path, maps);
+  }
 }
 
 export interface ChangesOwnership {
