@@ -1,6 +1,7 @@
 /**
  * sandbox/idmap: reads /etc/subuid and /etc/subgid and builds a container's id maps — container 0 is the
- * caller, 1..65536 its first subordinate range of at least 65536 ids. Pure apart from `readIdRanges`.
+ * caller, 1..65536 its first subordinate range of at least 65536 ids (for root: the identity). Pure apart from
+ * `readIdRanges`.
  */
 import { readFile } from 'node:fs/promises';
 import type { IdMaps } from './spec.js';
@@ -38,10 +39,16 @@ export interface CallerIds {
 }
 
 /**
- * The maps for a rootless container. Without a large enough range on both sides the map is the caller alone,
- * which runs single-user images only; `warning` says so.
+ * The maps for a container in a user namespace. For root they are the identity over the container's ids, as
+ * rootful buildah and podman see them (root may write any map, and files keep their real owners). Otherwise
+ * the caller is root and a subordinate range the rest; without a large enough range on both sides the map is
+ * the caller alone, which runs single-user images only; `warning` says so.
  */
 export function buildIdMaps(ids: CallerIds): { maps: IdMaps; warning?: string } {
+  if (ids.uid === 0 && ids.gid === 0) {
+    const identity = [{ inside: 0, outside: 0, count: CONTAINER_IDS + 1 }];
+    return { maps: { uid: identity, gid: identity, useHelpers: false } };
+  }
   const pick = (ranges: IdRange[]) => ranges.find((r) => r.count >= CONTAINER_IDS);
   const subuid = pick(ids.subuid);
   const subgid = pick(ids.subgid);

@@ -211,4 +211,23 @@ describe('rootless gantry build records exact owners', () => {
       JSON.parse((await run('skopeo', ['inspect', '--raw', `oci:${layout}:${name}`])).stdout).layers;
     expect(await layers('gantry')).toEqual(await layers('root'));
   });
+
+  it('writes the same layers as root with the default isolation (a user namespace with root identity ids)', async () => {
+    await gantryOk(
+      [
+        'build',
+        '--timestamp',
+        '0',
+        '--build-arg',
+        `BASE=${image}`,
+        '-o',
+        `type=oci,dest=${layout},name=root-auto`,
+        ctx,
+      ],
+      { env: { GANTRY_STORE: join(base, 'root-auto-store') } },
+    );
+    const layers = async (name: string) =>
+      JSON.parse((await run('skopeo', ['inspect', '--raw', `oci:${layout}:${name}`])).stdout).layers;
+    expect(await layers('root-auto')).toEqual(await layers('gantry'));
+  });
 });

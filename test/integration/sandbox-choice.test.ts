@@ -56,6 +56,16 @@ describe('buildIdMaps', () => {
     expect(warning).toMatch(/\/etc\/subgid/);
     expect(warning).not.toMatch(/\/etc\/subuid and/);
   });
+
+  it('gives root the identity over the container ids, without helpers or a warning', () => {
+    const { maps, warning } = buildIdMaps({ uid: 0, gid: 0, subuid: [], subgid: [] });
+    expect(warning).toBeUndefined();
+    expect(maps).toEqual({
+      uid: [{ inside: 0, outside: 0, count: 65537 }],
+      gid: [{ inside: 0, outside: 0, count: 65537 }],
+      useHelpers: false,
+    });
+  });
 });
 
 describe('parseSeccomp', () => {

@@ -35,8 +35,11 @@ pub fn apply(pid: libc::pid_t, maps: &IdMaps) -> Result<()> {
     run_helper("newgidmap", pid, &maps.gid)
   } else {
     write_proc(pid, "uid_map", &format_map(&maps.uid))?;
-    // An unprivileged process may write gid_map only after giving up setgroups(2) for the namespace.
-    write_proc(pid, "setgroups", "deny")?;
+    // An unprivileged process may write gid_map only after giving up setgroups(2) for the namespace; root
+    // keeps it, so the container's own su/setgroups work under root's identity map.
+    if unsafe { libc::geteuid() } != 0 {
+      write_proc(pid, "setgroups", "deny")?;
+    }
     write_proc(pid, "gid_map", &format_map(&maps.gid))
   }
 }
