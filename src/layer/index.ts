@@ -132,7 +132,6 @@ export async function createLayer(options: CreateLayerOptions): Promise<CreatedL
     owners: options.owners,
   };
   try {
-    // `owners` is an addon option src/native's binding type does not list yet; a variable passes it as is.
     const ns = options.userNamespace;
     const created = ns
       ? await createLayerInNamespace({ ...request, idMaps: ns.idMaps }, ns.specFile)

@@ -24,6 +24,8 @@ export interface NativeBinding {
     compression?: string;
     level?: number;
     sourceDateEpoch?: number;
+    /** Owners that override what the files say (paths relative to `changes`). */
+    owners?: readonly { path: string; uid: number; gid: number }[] | undefined;
   }): Promise<{ digest: string; diffId: string; size: number }>;
 }
 

@@ -126,7 +126,7 @@ describe('gantry build RUN (as gantry-test)', () => {
     // Files the container's root wrote belong to root in the layer, not to the building user.
     const { stdout: owners } = await run('stat', ['-c', '%u:%g %a', join(rootfs, 'work', 'out.txt')]);
     expect(owners.trim()).toBe('0:0 644');
-    // COPY as a non-root user records 0:0 in the xattr createLayer reads.
+    // COPY as a non-root user gives createLayer the owner to write (0:0 by default).
     const { stdout: copied } = await run('stat', ['-c', '%u:%g', join(rootfs, 'work', 'data.txt')]);
     expect(copied.trim()).toBe('0:0');
     // The secret's mount point is not left in the image.
