@@ -39,6 +39,11 @@ export const command: Command = {
         process.stdout.write((await source.getManifest()).bytes);
         return 0;
       }
+      // The tag list is fetched while the manifest and config are: on a nearby registry the round trips are
+      // most of an inspect's time.
+      const listing =
+        ref.transport === 'docker' && !f['no-tags'] && !f.config ? registry.listTags(ref.image) : undefined;
+      listing?.catch(() => undefined);
       const { top, manifest } = await resolveImage(
         source,
         f.platform ? parsePlatform(f.platform) : undefined,
@@ -52,7 +57,7 @@ export const command: Command = {
       let tags: string[] = [];
       if (ref.transport === 'docker') {
         name = `${ref.image.registry}/${ref.image.repository}`;
-        if (!f['no-tags']) tags = await registry.listTags(ref.image);
+        if (listing) tags = await listing;
       }
       const description = describeImage({ name, digest: top.digest, tags, manifest, config });
       process.stdout.write(`${JSON.stringify(description, null, 4)}\n`);
