@@ -5,8 +5,8 @@
  * given. Also hashes exactly those files (content, type, mode, link target) for the cache key.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { IgnoreMatcher } from '../dockerfile/index.js';
 import { GantryError } from '../errors/index.js';
@@ -26,6 +26,9 @@ export interface CopyEntry {
   gid: number;
   /** The entry is a source (or wildcard match) itself, not something found below one: ADD unpacks only these. */
   match?: boolean;
+  /** The source's times when the plan saw it (spares staging a second lstat); absent for generated entries. */
+  atime?: Date;
+  mtime?: Date;
 }
 
 export interface CopyPlanOptions {
@@ -123,7 +126,7 @@ async function walk(o: CopyPlanOptions, rel: string, dest: string, out: CopyEntr
   const s = await lstat(source);
   const type = modeType(s.mode);
   if (!type) return;
-  out.push({ source, dest, type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid });
+  out.push({ source, dest, type, ...statFields(s) });
   if (type !== 'dir') return;
   for (const name of (await readdir(source)).sort()) {
     const child = rel === '' ? name : `${rel}/${name}`;
@@ -137,6 +140,10 @@ async function walk(o: CopyPlanOptions, rel: string, dest: string, out: CopyEntr
     await walk(o, child, posix.join(dest, name), inner);
     if (inner.length > 1) out.push(...inner);
   }
+}
+
+function statFields(s: Stats): Pick<CopyEntry, 'mode' | 'uid' | 'gid' | 'atime' | 'mtime'> {
+  return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, atime: s.atime, mtime: s.mtime };
 }
 
 function notFound(o: CopyPlanOptions, source: string): GantryError {
@@ -171,9 +178,7 @@ async function planParents(o: CopyPlanOptions): Promise<CopyEntry[]> {
           source: join(o.root, dir),
           dest: posix.join(dest, ...kept.slice(0, i)),
           type: 'dir',
-          mode: s.mode & 0o7777,
-          uid: s.uid,
-          gid: s.gid,
+          ...statFields(s),
         });
       }
       const entries: CopyEntry[] = [];
@@ -216,23 +221,47 @@ export async function planCopy(o: CopyPlanOptions): Promise<CopyEntry[]> {
   return out;
 }
 
-async function fileDigest(path: string): Promise<string> {
+/** Files hashed at once: small files are dominated by open/read/close latency, which overlaps well. */
+const HASH_CONCURRENCY = 32;
+const HASH_BUFFER = 64 * 1024;
+
+/** sha256 of a file's content, read through one handle into the worker's own buffer. */
+async function fileDigest(path: string, buffer: Buffer): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  const handle = await open(path, 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
   return hash.digest('hex');
 }
 
 /**
  * Per-destination fingerprints of the copied entries (type, mode, content or link target): the cache key
- * takes their digest, and `--explain-cache` names the paths whose fingerprint changed.
+ * takes their digest, and `--explain-cache` names the paths whose fingerprint changed. Entries are read
+ * HASH_CONCURRENCY at a time; a destination listed twice keeps the later entry's fingerprint.
  */
 export async function fingerprintEntries(entries: readonly CopyEntry[]): Promise<Record<string, string>> {
+  const contents: string[] = new Array(entries.length);
+  let next = 0;
+  const worker = async () => {
+    const buffer = Buffer.allocUnsafe(HASH_BUFFER);
+    for (let i = next++; i < entries.length; i = next++) {
+      const e = entries[i] as CopyEntry;
+      if (e.type === 'file') contents[i] = await fileDigest(e.source, buffer);
+      else if (e.type === 'symlink') contents[i] = await readlink(e.source);
+      else contents[i] = '';
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, entries.length) }, worker));
   const out: Record<string, string> = {};
-  for (const e of entries) {
-    let content = '';
-    if (e.type === 'file') content = await fileDigest(e.source);
-    else if (e.type === 'symlink') content = await readlink(e.source);
-    out[e.dest] = `${e.type}:${e.mode.toString(8)}:${content}`;
-  }
+  entries.forEach((e, i) => {
+    out[e.dest] = `${e.type}:${e.mode.toString(8)}:${contents[i]}`;
+  });
   return out;
 }

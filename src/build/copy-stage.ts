@@ -18,6 +18,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import pLimit from 'p-limit';
 import { applyChmod, type ChmodSpec } from '../dockerfile/index.js';
 import { GantryError } from '../errors/index.js';
 import type { CopyEntry } from './copy-plan.js';
@@ -52,6 +53,8 @@ export interface ParentOptions {
   existingDir: StageCopyOptions['existingDir'];
   /** Receives each created parent's owner. */
   owners: Map<string, Owner>;
+  /** Host paths known to exist in the changes directory: spares an lstat of every parent for every entry. */
+  known?: Set<string>;
 }
 
 /**
@@ -64,16 +67,35 @@ export async function makeParents(o: ParentOptions, dest: string): Promise<void>
   for (const part of parts) {
     current = `${current}/${part}`;
     const host = join(o.changes, current);
-    if (await lstat(host).catch(() => undefined)) continue;
+    if (o.known?.has(host)) continue;
+    if (await lstat(host).catch(() => undefined)) {
+      o.known?.add(host);
+      continue;
+    }
     const existing = await o.existingDir(current);
     const mode = existing?.mode ?? 0o755;
     await mkdir(host, { mode });
     await chmodExact(host, mode);
+    o.known?.add(host);
     o.owners.set(host, existing ? { uid: existing.uid, gid: existing.gid } : (o.owner ?? { uid: 0, gid: 0 }));
   }
 }
 
-/** Stages every entry; returns how many were written. Owners go into `owners` when given, else are applied. */
+/** Files and symlinks written at once: each is a few small file operations, which overlap well. */
+const WRITE_CONCURRENCY = 32;
+
+/** The source's times: the plan's lstat, or (entries made outside a plan) a fresh one. */
+async function sourceTimes(e: CopyEntry): Promise<{ atime: Date; mtime: Date }> {
+  if (e.atime && e.mtime) return { atime: e.atime, mtime: e.mtime };
+  return lstat(e.source);
+}
+
+/**
+ * Stages every entry; returns how many were written. Owners go into `owners` when given, else are applied.
+ * Parents and directories are made first, in plan order; then files and symlinks are written
+ * WRITE_CONCURRENCY at a time (one at a time, in order, when a destination is listed twice, so the later
+ * entry wins as it always did); directory times go last, as writing children changes them.
+ */
 export async function stageCopy(o: StageCopyOptions & { owners?: Map<string, Owner> }): Promise<number> {
   const owners = o.owners ?? new Map<string, Owner>();
   const parents: ParentOptions = {
@@ -81,35 +103,60 @@ export async function stageCopy(o: StageCopyOptions & { owners?: Map<string, Own
     ...(o.owner ? { owner: o.owner } : {}),
     existingDir: o.existingDir,
     owners,
+    known: new Set<string>(),
   };
-  const ensureParents = (dest: string) => makeParents(parents, dest);
   // Sources whose owner is the file's own: unpacked without root, a stage's files stand in the caller's ids
   // for the owners the unpack recorded (build/lower).
   const ownIds = (e: CopyEntry) => o.sourceOwner(e).uid === e.uid && o.sourceOwner(e).gid === e.gid;
   const recorded = o.owner ? new Map<string, Owner>() : await recordedOwners(o.entries.filter(ownIds));
-  for (const e of o.entries) {
-    await ensureParents(e.dest);
+  const modeOf = (e: CopyEntry) => (o.chmod ? applyChmod(o.chmod, e.mode, e.type === 'dir') : e.mode);
+  const write = async (e: CopyEntry) => {
     const host = join(o.changes, e.dest);
-    const mode = o.chmod ? applyChmod(o.chmod, e.mode, e.type === 'dir') : e.mode;
-    const s = await lstat(e.source);
     if (e.type === 'dir') {
       await mkdir(host, { recursive: true });
-      await chmodExact(host, mode);
+      await chmodExact(host, modeOf(e));
     } else if (e.type === 'symlink') {
       await symlink(await readlink(e.source), host);
     } else {
       await copyFile(e.source, host);
-      await chmodExact(host, mode);
+      await chmodExact(host, modeOf(e));
     }
     owners.set(host, o.owner ?? recorded.get(e.source) ?? o.sourceOwner(e));
-    if (e.type !== 'dir') await lutimes(host, s.atime, s.mtime);
+    if (e.type !== 'dir') {
+      const t = await sourceTimes(e);
+      await lutimes(host, t.atime, t.mtime);
+    }
+  };
+  const dests = new Set(o.entries.map((e) => e.dest));
+  const deferred: CopyEntry[] = [];
+  if (dests.size < o.entries.length) {
+    for (const e of o.entries) {
+      await makeParents(parents, e.dest);
+      await write(e);
+    }
+  } else {
+    for (const e of o.entries) {
+      await makeParents(parents, e.dest);
+      // Later entries' parent checks treat this path as present, as they did when it was written in order.
+      parents.known?.add(join(o.changes, e.dest));
+      if (e.type === 'dir') await write(e);
+      else deferred.push(e);
+    }
   }
-  // Directory mtimes last: writing children changes them.
-  for (const e of [...o.entries].reverse()) {
-    if (e.type !== 'dir') continue;
-    const s = await lstat(e.source);
-    await lutimes(join(o.changes, e.dest), s.atime, s.mtime);
-  }
+  const limit = pLimit(WRITE_CONCURRENCY);
+  await Promise.all(deferred.map((e) => limit(() => write(e))));
+  // Setting a directory's times changes no other directory's, so these need no order; a directory listed
+  // twice takes the first entry's times, as when they were set last to first.
+  const dirs = new Map<string, CopyEntry>();
+  for (const e of o.entries) if (e.type === 'dir' && !dirs.has(e.dest)) dirs.set(e.dest, e);
+  await Promise.all(
+    [...dirs.values()].map((e) =>
+      limit(async () => {
+        const t = await sourceTimes(e);
+        await lutimes(join(o.changes, e.dest), t.atime, t.mtime);
+      }),
+    ),
+  );
   if (!o.owners) await applyOwners(owners, `${o.changes}.owners`, o.subject);
   return o.entries.length;
 }
@@ -126,7 +173,9 @@ async function chmodExact(path: string, mode: number): Promise<void> {
  */
 export async function applyOwners(owners: Map<string, Owner>, dump: string, subject: string): Promise<void> {
   if (isRoot()) {
-    for (const [path, owner] of owners) await lchown(path, owner.uid, owner.gid);
+    // Independent paths: lchown them a few at a time rather than one after another.
+    const limit = pLimit(WRITE_CONCURRENCY);
+    await Promise.all([...owners].map(([path, owner]) => limit(() => lchown(path, owner.uid, owner.gid))));
     return;
   }
   // Linux refuses user.* xattrs on symlinks: their owner stays the build user's (see docs/build.md).
