@@ -5,6 +5,8 @@
  * multi-platform build is exported as an OCI index over its per-platform images.
  */
 import { createReadStream } from 'node:fs';
+import { link, mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { LocalCache } from '../cache/local.js';
 import { type CopyResult, copyImage } from '../copy/index.js';
@@ -54,13 +56,21 @@ export function buildIndex(
   return { index: { bytes, digest: sha256Digest(bytes) }, images };
 }
 
-export function builtImageSource(output: BuiltOutput, cache: LocalCache): ImageSource {
-  const images = isBuiltIndex(output) ? output.images : [output];
+/** Each blob of the build (configs and layers) by digest: the file holding it (cache or store). */
+function blobPaths(output: BuiltOutput, cache: LocalCache): Map<string, string> {
   const paths = new Map<string, string>();
-  const manifests = new Map<string, RawManifest>();
-  for (const result of images) {
+  for (const result of isBuiltIndex(output) ? output.images : [output]) {
     paths.set(result.configDigest, cache.blobPath(result.configDigest));
     for (const l of result.layers) paths.set(l.digest, l.path);
+  }
+  return paths;
+}
+
+export function builtImageSource(output: BuiltOutput, cache: LocalCache): ImageSource {
+  const images = isBuiltIndex(output) ? output.images : [output];
+  const paths = blobPaths(output, cache);
+  const manifests = new Map<string, RawManifest>();
+  for (const result of images) {
     manifests.set(result.manifest.digest, {
       bytes: result.manifest.bytes,
       mediaType: MediaType.ociManifest,
@@ -111,6 +121,27 @@ export interface ExportOptions {
   logger: Logger;
 }
 
+/**
+ * Hard-links the build's blobs into the store's image layout, so that a `-t` copy finds them there and skips
+ * them instead of copying and re-hashing each one: the cache verified them when it wrote them, and it lives in
+ * the same store. A blob that cannot be linked (not fetched from --cache-from yet, another filesystem, a
+ * filesystem without hard links) is left to the copy. Returns the links made.
+ */
+async function linkBlobs(output: BuiltOutput, o: ExportOptions): Promise<string[]> {
+  const made: string[] = [];
+  for (const [digest, path] of blobPaths(output, o.cache)) {
+    const target = o.store.blobPath(digest);
+    if (target === path) continue;
+    await mkdir(dirname(target), { recursive: true });
+    const linked = await link(path, target).then(
+      () => true,
+      () => false,
+    );
+    if (linked) made.push(target);
+  }
+  return made;
+}
+
 /** Copies the image to every tag and destination; returns the digest each one got. */
 export async function exportImage(result: BuiltOutput, o: ExportOptions): Promise<Map<string, CopyResult>> {
   const out = new Map<string, CopyResult>();
@@ -124,15 +155,24 @@ export async function exportImage(result: BuiltOutput, o: ExportOptions): Promis
       open: () => openDestination(parseTransportReference(ref), { registry: o.registry }),
     })),
   ];
-  for (const t of targets) {
-    const source = builtImageSource(result, o.cache);
-    const destination = await t.open();
-    const copied = await copyImage(source, destination, {
-      logger: o.logger,
-      ...(isBuiltIndex(result) ? { all: true } : {}),
-      ...(o.format === 'docker' ? { format: 'v2s2' as const } : {}),
-    });
-    out.set(t.name, copied);
+  const linked = (o.tags ?? []).length > 0 ? await linkBlobs(result, o) : [];
+  try {
+    for (const t of targets) {
+      const source = builtImageSource(result, o.cache);
+      const destination = await t.open();
+      const copied = await copyImage(source, destination, {
+        logger: o.logger,
+        ...(isBuiltIndex(result) ? { all: true } : {}),
+        ...(o.format === 'docker' ? { format: 'v2s2' as const } : {}),
+      });
+      out.set(t.name, copied);
+    }
+  } catch (err) {
+    // Until a tag names them, the linked blobs are litter in the store's layout (a failed copy removes the
+    // blobs it wrote itself too).
+    const tagged = (o.tags ?? []).some((tag) => out.has(tag));
+    if (!tagged) await Promise.all(linked.map((path) => rm(path, { force: true })));
+    throw err;
   }
   return out;
 }
