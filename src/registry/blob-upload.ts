@@ -260,15 +260,25 @@ class Upload {
     this.location = new URL(location, base).toString();
   }
 
-  /** Yields the source's bytes, remembering an error the source itself raised. */
+  /**
+   * Yields the source's bytes, remembering an error the source itself raised. Only errors from reading the
+   * source count: when the connection dies, the request body stream is destroyed and Readable.from throws
+   * that network error into this generator at its `yield`, which must stay a resumable network failure.
+   */
   private async *track(source: Readable): AsyncGenerator<Buffer> {
-    try {
-      for await (const chunk of source) yield chunk as Buffer;
-    } catch (err) {
-      // A premature close is us abandoning the source after the request failed, not the source failing.
-      if ((err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE')
-        this.sourceError = { error: err };
-      throw err;
+    const chunks: AsyncIterator<Buffer> = source[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (err) {
+        // A premature close is us abandoning the source after the request failed, not the source failing.
+        if ((err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE')
+          this.sourceError = { error: err };
+        throw err;
+      }
+      if (next.done) return;
+      yield next.value;
     }
   }
 }

@@ -156,6 +156,31 @@ describe('RegistryClient resilience', () => {
     );
   });
 
+  it('resumes a monolithic upload when the connection is cut while the PUT body streams', async () => {
+    await withProxy(
+      [
+        {
+          name: 'cut',
+          match: (r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/'),
+          action: 'drop-after-bytes',
+          direction: 'request',
+          n: 200_000,
+          times: 1,
+        },
+      ],
+      async (proxy) => {
+        const client = new RegistryClient({ retryBaseDelayMs: 10 });
+        const repo = { registry: proxy.host, repository: 'faults/putcut' };
+        const { bytes, descriptor } = blob(4_000_000);
+        // A dead connection is the registry's failure, not the source's: the upload resumes or restarts.
+        await client.uploadBlob(repo, descriptor, opener(bytes));
+        expect(proxy.hits('cut')).toBe(1);
+        expect(await sha256(await client.getBlob(repo, descriptor))).toBe(descriptor.digest);
+        await client.close();
+      },
+    );
+  });
+
   it('resumes a chunked upload when a PATCH is cut off', async () => {
     await withProxy(
       [
