@@ -39,26 +39,27 @@ export async function downloadBlob(
   const start = options.offset ?? 0;
   const first = await openRange(http, repo, descriptor, start, options.signal, subject);
 
+  // Only failures of reading the response resume: an error the consumer throws in at `yield` (Readable.from
+  // does so when the stream is destroyed, e.g. because the destination failed) ends the download as is.
   async function* seamless(): AsyncGenerator<Buffer> {
     let position = start;
     let current = first;
-    for (let resumes = 0; ; resumes++) {
+    let chunks = (current.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    for (let resumes = 0; ; ) {
+      let chunk: Buffer | undefined;
       try {
-        for await (const raw of current.body as AsyncIterable<Buffer>) {
-          let chunk = raw;
-          if (current.skip > 0) {
-            const dropped = Math.min(current.skip, chunk.length);
-            current.skip -= dropped;
-            chunk = chunk.subarray(dropped);
-            if (chunk.length === 0) continue;
-          }
-          position += chunk.length;
-          yield chunk;
+        const next = await chunks.next();
+        if (next.done) {
+          if (position >= descriptor.size) return;
+          throw new GantryError(
+            'NETWORK',
+            `connection closed after ${position} of ${descriptor.size} bytes`,
+            {
+              subject,
+            },
+          );
         }
-        if (position >= descriptor.size) return;
-        throw new GantryError('NETWORK', `connection closed after ${position} of ${descriptor.size} bytes`, {
-          subject,
-        });
+        chunk = next.value;
       } catch (err) {
         if (options.signal?.aborted || classifyFailure(err) === 'aborted') throw err;
         if (resumes >= options.maxResumes || position >= descriptor.size) {
@@ -66,11 +67,22 @@ export async function downloadBlob(
             ? err
             : transportError(err, classifyFailure(err), subject, 'reading blob');
         }
+        resumes++;
         options.logger.debug(
           `${subject}: transfer interrupted at byte ${position} (${(err as Error).message}); resuming`,
         );
         current = await openRange(http, repo, descriptor, position, options.signal, subject);
+        chunks = (current.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        continue;
       }
+      if (current.skip > 0) {
+        const dropped = Math.min(current.skip, chunk.length);
+        current.skip -= dropped;
+        chunk = chunk.subarray(dropped);
+        if (chunk.length === 0) continue;
+      }
+      position += chunk.length;
+      yield chunk;
     }
   }
   return Readable.from(seamless(), { objectMode: false });
