@@ -63,6 +63,13 @@ export async function cachedLayerStep(
         throw new GantryError(e.code, e.message, { subject: namespaced.subject, cause: err });
       });
       await o.cache.adoptBlob(temp, created.digest);
+      // The changes are the new layer's content: the store keeps them (when it can make them exactly the
+      // unpacked form) rather than unpacking the blob for the next step; what it leaves is removed below.
+      await o.store.adoptLayer(created.diffId, changes, {
+        owners,
+        ...(namespaced ? { idMaps: namespaced.userNamespace.idMaps } : {}),
+        ...(o.timestamp === undefined ? {} : { sourceDateEpoch: o.timestamp }),
+      });
       record = { key, inputs, layer: created };
       await o.cache.put(record);
     } finally {

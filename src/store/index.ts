@@ -2,13 +2,17 @@
  * store: gantry's local content-addressed store. `images/` is an OCI image layout (pulled images, named by the
  * reference they were pulled as), `layers/sha256/<hex>/` holds each layer unpacked once, by diffID, and
  * `tmp/` holds scratch space (unpacks in progress, containers' changes). Unpacked layers appear atomically
- * (rename), so concurrent runs never see half a layer; shared later with the builder.
+ * (rename), so concurrent runs never see half a layer; shared with the builder, whose layer steps hand over
+ * their finished changes directories instead of having their blobs unpacked again (`adoptLayer`).
  */
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { asGantryError } from '../errors/index.js';
 import { assertDigest, digestAlgorithm, digestHex } from '../oci/index.js';
+import { type AdoptOptions, conformChanges } from './adopt.js';
+
+export type { AdoptOptions } from './adopt.js';
 
 /** `$GANTRY_STORE`, else `${XDG_DATA_HOME:-~/.local/share}/gantry`. */
 export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -75,6 +79,32 @@ export class LayerStore {
       await this.releaseScratch(temp);
     }
     return target;
+  }
+
+  /**
+   * Keeps `dir`, a layer step's finished changes directory, as the unpacked layer with this diffID instead
+   * of unpacking the blob again later: when it can be made exactly what unpacking gives (./adopt.ts), it is
+   * renamed into place — the one atomic step that also completes an unpack, so an interrupted adoption leaves
+   * only scratch behind. True when the layer is in the store afterwards (also when another process put it
+   * there first; `dir` is then left for the caller to remove); false leaves `dir` for the caller to remove
+   * and the blob to be unpacked when needed. Never throws: adopting only saves work.
+   */
+  async adoptLayer(diffId: string, dir: string, options: AdoptOptions = {}): Promise<boolean> {
+    const target = this.layerPath(diffId);
+    if (await isDirectory(target)) return true;
+    try {
+      const dump = `${dir}.adopt-xattrs`;
+      const refused = await conformChanges(dir, { ...options, scratch: dump }).finally(() =>
+        rm(dump, { force: true }),
+      );
+      if (refused !== undefined) return false;
+      await mkdir(join(target, '..'), { recursive: true });
+      await rename(dir, target);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return (code === 'ENOTEMPTY' || code === 'EEXIST') && (await isDirectory(target));
+    }
   }
 
   /**
