@@ -1,5 +1,6 @@
 // createLayer against real tools: round trip through unpackLayer, `tar -tvf`, `gzip -dc | sha256sum`,
 // zstd, umoci unpack of an OCI layout holding the layer, reproducibility, upperdir whiteouts and tree diffs.
+import { createHash } from 'node:crypto';
 import {
   link,
   mkdir,
@@ -130,6 +131,32 @@ describe('createLayer', () => {
     expect(second).toEqual(first);
     const listing = (await run('tar', ['--full-time', '-tvzf', join(dir, 'r1.tgz')])).stdout;
     expect(listing).toContain('2020-09-13 12:26:40');
+  });
+
+  it('compresses the same tree to the same gzip bytes every time (blocks spread over the worker threads)', async () => {
+    // Varied, compressible text over several 1 MiB blocks: a compressor that kept state from its previous
+    // block made the digest depend on which worker got which block.
+    const varied = join(dir, 'varied');
+    await mkdir(varied);
+    const alphabet = 'abcdefgh \n';
+    let counter = 0;
+    for (let f = 0; f < 4; f++) {
+      const text = Buffer.alloc(2_000_000);
+      for (let i = 0; i < text.length; i += 32) {
+        const random = createHash('sha256').update(String(counter++)).digest();
+        for (let j = 0; j < 32 && i + j < text.length; j++)
+          text[i + j] = alphabet.charCodeAt((random[j] as number) % alphabet.length);
+      }
+      await writeFile(join(varied, `part-${f}.txt`), text);
+    }
+    const digests = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const out = join(dir, `varied-${i}.tgz`);
+      const created = await createLayer({ changes: varied, outputPath: out, sourceDateEpoch: 0 });
+      digests.add(`${created.digest} ${created.diffId}`);
+    }
+    expect(digests.size).toBe(1);
+    await run('gzip', ['-t', join(dir, 'varied-0.tgz')]);
   });
 
   it('turns overlay whiteouts and opaque directories into .wh. entries', async () => {

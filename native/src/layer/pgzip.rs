@@ -125,7 +125,6 @@ impl<W: Write + Send + 'static> Write for ParGzWriter<W> {
 }
 
 fn work(jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>, level: u32) {
-  let mut deflate = Compress::new(Compression::new(level), false);
   loop {
     let job = match jobs.lock() {
       Ok(rx) => match rx.recv() {
@@ -134,7 +133,10 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>, level: u32) {
       },
       Err(_) => return,
     };
-    deflate.reset();
+    // A fresh compressor per block: a reset one (zlib-rs) kept state from the worker's previous block, so the
+    // same tar compressed differently depending on which worker got which block, and layer digests were not
+    // reproducible. Setting one up costs far less than deflating the 1 MiB block.
+    let mut deflate = Compress::new(Compression::new(level), false);
     let out = compress_block(&mut deflate, &job);
     let mut crc = crc32fast::Hasher::new();
     crc.update(&job.data);
