@@ -7,12 +7,11 @@
 import { spawn } from 'node:child_process';
 import type { Stats } from 'node:fs';
 import { lstat, mkdtemp, readFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { GantryError } from '../errors/index.js';
 import { unpackLayer } from '../layer/index.js';
 import { restoreOwners } from '../sandbox/helper.js';
-import { buildIdMaps, readIdRanges } from '../sandbox/idmap.js';
+import { callerIdMaps } from '../sandbox/idmap.js';
 import type { IdMapEntry, IdMaps } from '../sandbox/spec.js';
 import type { LayerStore } from '../store/index.js';
 import type { Owner } from './copy-stage.js';
@@ -52,28 +51,6 @@ export async function layerDirs(store: LayerStore, layers: readonly BuiltLayer[]
   );
 }
 
-let mapsOfCaller: Promise<IdMaps | undefined> | undefined;
-
-/**
- * The id maps a rootless container of this user gets (as run-step and `gantry run` build them); undefined
- * as root, where unpacking sets owners itself.
- */
-function callerMaps(): Promise<IdMaps | undefined> {
-  mapsOfCaller ??= (async () => {
-    const uid = process.getuid?.();
-    const gid = process.getgid?.();
-    if (uid === undefined || gid === undefined || uid === 0) return undefined;
-    let name = String(uid);
-    try {
-      name = userInfo().username;
-    } catch {
-      // No passwd entry: subordinate ranges may still be listed under the numeric id.
-    }
-    return buildIdMaps(await readIdRanges({ name, uid, gid })).maps;
-  })();
-  return mapsOfCaller;
-}
-
 /**
  * An unprivileged unpack records owners it cannot set; with subordinate ids they are applied in a user
  * namespace, as `gantry run` does, so that RUN sees each file's real owner (a later `USER app` RUN may write
@@ -81,7 +58,7 @@ function callerMaps(): Promise<IdMaps | undefined> {
  * records stay: COPY steps read them, and no rootless RUN could have run anyway.
  */
 async function applyRecordedOwners(dir: string): Promise<void> {
-  const idMaps = await callerMaps();
+  const idMaps = await callerIdMaps();
   if (idMaps?.useHelpers) await restoreOwners({ dir, idMaps }).catch(() => undefined);
 }
 
@@ -93,7 +70,7 @@ export function containerId(map: readonly IdMapEntry[], id: number): number {
 
 /** Gives a stat of a store file the container's ids (the caller is root, subordinate ids the rest). */
 async function inContainer(s: Stats): Promise<Stats> {
-  const maps = await callerMaps();
+  const maps = await callerIdMaps();
   if (!maps) return s;
   // The Stats object is this call's own: rewriting its ids in place keeps its methods.
   s.uid = containerId(maps.uid, s.uid);

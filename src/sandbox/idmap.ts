@@ -4,6 +4,7 @@
  * `readIdRanges`.
  */
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import type { IdMaps } from './spec.js';
 
 export interface IdRange {
@@ -91,4 +92,26 @@ export async function readIdRanges(owner: { name: string; uid: number; gid: numb
     subuid: parseSubordinateIds(subuid, { name: owner.name, id: owner.uid }),
     subgid: parseSubordinateIds(subgid, { name: owner.name, id: owner.uid }),
   };
+}
+
+let mapsOfCaller: Promise<IdMaps | undefined> | undefined;
+
+/**
+ * The id maps a rootless container of this process's user gets (as the builder and `gantry run` build them),
+ * read once per process; undefined as root, where unpacking sets owners itself.
+ */
+export function callerIdMaps(): Promise<IdMaps | undefined> {
+  mapsOfCaller ??= (async () => {
+    const uid = process.getuid?.();
+    const gid = process.getgid?.();
+    if (uid === undefined || gid === undefined || uid === 0) return undefined;
+    let name = String(uid);
+    try {
+      name = userInfo().username;
+    } catch {
+      // No passwd entry: subordinate ranges may still be listed under the numeric id.
+    }
+    return buildIdMaps(await readIdRanges({ name, uid, gid })).maps;
+  })();
+  return mapsOfCaller;
 }

@@ -13,10 +13,9 @@
 import { spawn } from 'node:child_process';
 import type { BigIntStats } from 'node:fs';
 import { chmod, lstat, lutimes, readdir, writeFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { buildIdMaps, readIdRanges } from '../sandbox/idmap.js';
+import { callerIdMaps } from '../sandbox/idmap.js';
 import type { IdMapEntry, IdMaps } from '../sandbox/spec.js';
 
 export interface AdoptOptions {
@@ -239,14 +238,8 @@ function callerUnpacker(): Promise<Unpacker> {
   unpackerOfCaller ??= (async () => {
     const uid = process.getuid?.() ?? 0;
     const gid = process.getgid?.() ?? 0;
-    if (uid === 0) return { uid, gid };
-    let name = String(uid);
-    try {
-      name = userInfo().username;
-    } catch {
-      // No passwd entry: subordinate ranges may still be listed under the numeric id.
-    }
-    return { uid, gid, maps: buildIdMaps(await readIdRanges({ name, uid, gid })).maps };
+    const maps = await callerIdMaps();
+    return maps ? { uid, gid, maps } : { uid, gid };
   })();
   return unpackerOfCaller;
 }
