@@ -21,6 +21,7 @@ import { join, posix } from 'node:path';
 import pLimit from 'p-limit';
 import { applyChmod, type ChmodSpec } from '../dockerfile/index.js';
 import { GantryError } from '../errors/index.js';
+import { quoteAttrName } from '../util/attr-text.js';
 import type { CopyEntry } from './copy-plan.js';
 import { recordedOwners } from './lower.js';
 import { recordOwners } from './upper-owners.js';
@@ -183,7 +184,7 @@ export async function applyOwners(owners: Map<string, Owner>, dump: string, subj
   for (const [path, owner] of recordOwners(owners)) {
     const s = await lstat(path);
     if (s.isSymbolicLink()) continue;
-    lines.push(`# file: ${quoteName(path)}`, `user.gantry.owner="${owner.uid}:${owner.gid}"`, '');
+    lines.push(`# file: ${quoteAttrName(path)}`, `user.gantry.owner="${owner.uid}:${owner.gid}"`, '');
   }
   if (lines.length === 0) return;
   await writeFile(dump, lines.join('\n'));
@@ -204,16 +205,4 @@ export async function applyOwners(owners: Map<string, Owner>, dump: string, subj
         : reject(new GantryError('IO', `setfattr could not record owners: ${err.trim()}`, { subject })),
     );
   });
-}
-
-/** getfattr's file-name quoting, which setfattr --restore undoes: octal escapes for unusual bytes. */
-function quoteName(path: string): string {
-  let out = '';
-  for (const byte of Buffer.from(path)) {
-    out +=
-      byte <= 0x20 || byte >= 0x7f || byte === 0x5c || byte === 0x3d || byte === 0x22
-        ? `\\${byte.toString(8).padStart(3, '0')}`
-        : String.fromCharCode(byte);
-  }
-  return out;
 }

@@ -12,8 +12,9 @@ import { GantryError } from '../errors/index.js';
 import { unpackLayer } from '../layer/index.js';
 import { restoreOwners } from '../sandbox/helper.js';
 import { callerIdMaps } from '../sandbox/idmap.js';
-import type { IdMapEntry, IdMaps } from '../sandbox/spec.js';
+import type { IdMapEntry } from '../sandbox/spec.js';
 import type { LayerStore } from '../store/index.js';
+import { unquoteAttrName } from '../util/attr-text.js';
 import type { Owner } from './copy-stage.js';
 
 export interface BuiltLayer {
@@ -184,22 +185,16 @@ function parseDump(dump: Buffer): Map<string, string> {
   const out = new Map<string, string>();
   let file: string | undefined;
   for (const line of dump.toString('latin1').split('\n')) {
-    if (line.startsWith('# file: ')) file = unquote(line.slice(8));
+    if (line.startsWith('# file: ')) file = unquoteAttrName(line.slice(8));
     else if (file !== undefined && line.includes('=')) {
       const eq = line.indexOf('=');
-      out.set(`${file}\0${unquote(line.slice(0, eq))}`, unquote(line.slice(eq + 1).replace(/^"|"$/g, '')));
+      out.set(
+        `${file}\0${unquoteAttrName(line.slice(0, eq))}`,
+        unquoteAttrName(line.slice(eq + 1).replace(/^"|"$/g, '')),
+      );
     }
   }
   return out;
-}
-
-/** getfattr writes unusual bytes (a backslash among them) as `\ooo` octal escapes. */
-function unquote(text: string): string {
-  const bytes = Buffer.from(
-    text.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))),
-    'latin1',
-  );
-  return bytes.toString('utf8');
 }
 
 /** Unpacks `layers` in order into one fresh directory under `scratchRoot` (whiteouts applied). */

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { callerIdMaps } from '../sandbox/idmap.js';
 import type { IdMapEntry, IdMaps } from '../sandbox/spec.js';
+import { quoteAttrName, unquoteAttrName } from '../util/attr-text.js';
 
 export interface AdoptOptions {
   /** Owners the layer was written with instead of the files' own, by path relative to the directory. */
@@ -197,14 +198,6 @@ async function walk(dir: string): Promise<{ rel: string; stats: BigIntStats }[]>
   return out;
 }
 
-/** getfattr's file-name quoting undone: `\ooo` octal escapes for unusual bytes. */
-function unquote(text: string): string {
-  return Buffer.from(
-    text.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))),
-    'latin1',
-  ).toString('utf8');
-}
-
 /** Every xattr under `dir` (symlinks' own, not followed), by absolute path; undefined when unreadable. */
 function readXattrs(dir: string): Promise<Map<string, Map<string, string>> | undefined> {
   return new Promise((resolve) => {
@@ -220,10 +213,10 @@ function readXattrs(dir: string): Promise<Map<string, Map<string, string>> | und
       for (const line of Buffer.concat(chunks).toString('latin1').split('\n')) {
         if (line.startsWith('# file: ')) {
           current = new Map();
-          out.set(unquote(line.slice(8)), current);
+          out.set(unquoteAttrName(line.slice(8)), current);
         } else if (current && line.includes('=')) {
           const eq = line.indexOf('=');
-          current.set(unquote(line.slice(0, eq)), line.slice(eq + 1));
+          current.set(unquoteAttrName(line.slice(0, eq)), line.slice(eq + 1));
         }
       }
       resolve(out);
@@ -313,7 +306,7 @@ export async function conformChanges(
   await Promise.all(times.map((t) => limit(() => lutimes(t.path, t.seconds, t.seconds))));
   if (opaque.length > 0) {
     const dump = opaque.flatMap((p) => [
-      `# file: ${quote(p.path)}`,
+      `# file: ${quoteAttrName(p.path)}`,
       ...p.names.map((n) => `${n}=${OPAQUE_Y}`),
       '',
     ]);
@@ -330,16 +323,4 @@ export async function conformChanges(
   await Promise.all(unwritable.map((w) => limit(() => chmod(w.path, w.mode))));
   if (chmodRoot) await chmod(dir, 0o700);
   return undefined;
-}
-
-/** getfattr's quoting, which setfattr --restore undoes. */
-function quote(path: string): string {
-  let out = '';
-  for (const byte of Buffer.from(path)) {
-    out +=
-      byte <= 0x20 || byte >= 0x7f || byte === 0x5c || byte === 0x3d || byte === 0x22
-        ? `\\${byte.toString(8).padStart(3, '0')}`
-        : String.fromCharCode(byte);
-  }
-  return out;
 }
