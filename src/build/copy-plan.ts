@@ -4,12 +4,12 @@
  * its contents, a file goes into `dest/` when dest ends in `/`, names a directory, or several sources are
  * given. Also hashes exactly those files (content, type, mode, link target) for the cache key.
  */
-import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { IgnoreMatcher } from '../dockerfile/index.js';
 import { GantryError } from '../errors/index.js';
+import { digestFiles } from '../native/index.js';
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -221,44 +221,23 @@ export async function planCopy(o: CopyPlanOptions): Promise<CopyEntry[]> {
   return out;
 }
 
-/** Files hashed at once: small files are dominated by open/read/close latency, which overlaps well. */
-const HASH_CONCURRENCY = 32;
-const HASH_BUFFER = 64 * 1024;
-
-/** sha256 of a file's content, read through one handle into the worker's own buffer. */
-async function fileDigest(path: string, buffer: Buffer): Promise<string> {
-  const hash = createHash('sha256');
-  const handle = await open(path, 'r');
-  try {
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buffer.subarray(0, bytesRead));
-    }
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
-}
-
 /**
  * Per-destination fingerprints of the copied entries (type, mode, content or link target): the cache key
- * takes their digest, and `--explain-cache` names the paths whose fingerprint changed. Entries are read
- * HASH_CONCURRENCY at a time; a destination listed twice keeps the later entry's fingerprint.
+ * takes their digest, and `--explain-cache` names the paths whose fingerprint changed. Files are hashed in
+ * one native call (src/native digestFiles); a destination listed twice keeps the later entry's fingerprint.
  */
 export async function fingerprintEntries(entries: readonly CopyEntry[]): Promise<Record<string, string>> {
+  const files = entries.filter((e) => e.type === 'file');
+  const digests = await digestFiles(files.map((e) => e.source));
+  const byEntry = new Map(files.map((e, i) => [e, (digests[i] as string).slice('sha256:'.length)]));
   const contents: string[] = new Array(entries.length);
-  let next = 0;
-  const worker = async () => {
-    const buffer = Buffer.allocUnsafe(HASH_BUFFER);
-    for (let i = next++; i < entries.length; i = next++) {
-      const e = entries[i] as CopyEntry;
-      if (e.type === 'file') contents[i] = await fileDigest(e.source, buffer);
+  await Promise.all(
+    entries.map(async (e, i) => {
+      if (e.type === 'file') contents[i] = byEntry.get(e) as string;
       else if (e.type === 'symlink') contents[i] = await readlink(e.source);
       else contents[i] = '';
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, entries.length) }, worker));
+    }),
+  );
   const out: Record<string, string> = {};
   entries.forEach((e, i) => {
     out[e.dest] = `${e.type}:${e.mode.toString(8)}:${contents[i]}`;

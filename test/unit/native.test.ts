@@ -1,4 +1,4 @@
-// Checks the Rust addon's digestFile against node:crypto on edge-case file sizes.
+// Checks the Rust addon's digestFile and digestFiles against node:crypto on edge-case file sizes.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isGantryError } from '../../src/errors/index.js';
-import { digestFile, platformTriple } from '../../src/native/index.js';
+import { digestFile, digestFiles, platformTriple } from '../../src/native/index.js';
 
 describe('native digestFile', () => {
   let dir: string;
@@ -42,6 +42,29 @@ describe('native digestFile', () => {
   it('rejects a missing file with an IO GantryError naming the path', async () => {
     const missing = join(dir, 'does-not-exist');
     const err = await digestFile(missing).catch((e: unknown) => e);
+    expect(isGantryError(err, 'IO')).toBe(true);
+    expect((err as Error).message).toContain(missing);
+  });
+
+  it('digests many files in one call, in order, like node:crypto', async () => {
+    const paths: string[] = [];
+    const expected: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const file = join(dir, `many-${i}`);
+      const bytes = randomBytes(i === 7 ? 600 * 1024 + 3 : i * 13);
+      await writeFile(file, bytes);
+      paths.push(file);
+      expected.push(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    }
+    expect(await digestFiles(paths)).toEqual(expected);
+    expect(await digestFiles([])).toEqual([]);
+  });
+
+  it('rejects a batch with a missing file, naming it', async () => {
+    const present = join(dir, 'present');
+    await writeFile(present, 'x');
+    const missing = join(dir, 'missing-in-batch');
+    const err = await digestFiles([present, missing, present]).catch((e: unknown) => e);
     expect(isGantryError(err, 'IO')).toBe(true);
     expect((err as Error).message).toContain(missing);
   });
