@@ -2,22 +2,18 @@
  * `gantry verify IMAGE (--key KEY | --certificate-identity ID --certificate-oidc-issuer URL --trusted-root FILE)`:
  * checks an image's signatures, key-based or keyless, in both cosign storage forms.
  */
-import type { KeyObject } from 'node:crypto';
 import { GantryError } from '../../errors/index.js';
 import { parseAnnotations, parseSignReference } from '../../sign/args.js';
-import { readPublicKeyFile } from '../../sign/key-files.js';
-import type { KeylessPolicy } from '../../sign/keyless.js';
-import { assertVerified, type StoredForm, verifyImage } from '../../sign/verify.js';
+import { assertVerified, verifyImage } from '../../sign/verify.js';
 import { parseArgs } from '../args.js';
 import type { Command } from '../command.js';
-import { keylessPolicyFromFlags, keylessVerifyFlags } from '../keyless-flags.js';
 import { createOutput } from '../output.js';
 import { registryClientFromFlags } from '../registry-client.js';
 import { commonFlags, registryFlags } from '../registry-flags.js';
+import { parseVerifyOutput, verifyFlags, verifyOutputFlags, verifyTrustFromFlags } from '../verify-flags.js';
 
 const flags = {
-  key: { type: 'string', valueName: 'FILE', description: 'public key (cosign.pub)' },
-  ...keylessVerifyFlags,
+  ...verifyFlags,
   annotations: {
     type: 'string',
     short: 'a',
@@ -30,21 +26,10 @@ const flags = {
     valueName: 'HOST/REPO',
     description: "repository the signatures must name (default: the image's own, e.g. a mirror's source)",
   },
-  format: {
-    type: 'string',
-    valueName: 'legacy|bundle|both',
-    description: 'which stored forms to check (default both)',
-  },
-  output: { type: 'string', short: 'o', valueName: 'text|json', description: 'output format (default text)' },
+  ...verifyOutputFlags,
   ...registryFlags(''),
   ...commonFlags,
 } as const;
-
-const FORMS: Record<string, StoredForm[]> = {
-  legacy: ['legacy'],
-  bundle: ['bundle'],
-  both: ['legacy', 'bundle'],
-};
 
 export const command: Command = {
   summary: "verify an image's signatures with a key or keyless (cosign .sig and sigstore bundles)",
@@ -54,37 +39,9 @@ export const command: Command = {
   async run(argv) {
     const { flags: f, positionals } = parseArgs(argv, flags);
     if (positionals.length !== 1) throw new GantryError('INVALID_ARGUMENT', 'verify needs exactly one IMAGE');
-    const forms = FORMS[f.format ?? 'both'];
-    if (!forms) {
-      throw new GantryError(
-        'INVALID_ARGUMENT',
-        `--format must be legacy, bundle or both, got ${JSON.stringify(f.format)}`,
-      );
-    }
-    const output = f.output ?? (f.json ? 'json' : 'text');
-    if (output !== 'text' && output !== 'json') {
-      throw new GantryError(
-        'INVALID_ARGUMENT',
-        `--output must be text or json, got ${JSON.stringify(output)}`,
-      );
-    }
+    const { forms, output } = parseVerifyOutput(f);
     const reference = parseSignReference(positionals[0] as string);
-    const keyless = await keylessPolicyFromFlags(f);
-    if (f.key && keyless) {
-      throw new GantryError(
-        'INVALID_ARGUMENT',
-        'give either --key or the keyless --certificate-* flags, not both',
-      );
-    }
-    let trust: { publicKey: KeyObject } | { keyless: KeylessPolicy };
-    if (f.key) trust = { publicKey: await readPublicKeyFile(f.key) };
-    else if (keyless) trust = { keyless };
-    else {
-      throw new GantryError(
-        'INVALID_ARGUMENT',
-        'verify needs --key FILE, or --certificate-identity, --certificate-oidc-issuer and --trusted-root',
-      );
-    }
+    const trust = await verifyTrustFromFlags(f, 'verify');
     const out = createOutput({ quiet: f.quiet, json: output === 'json' });
     const client = registryClientFromFlags(f, '', out.logger);
     try {
