@@ -2,7 +2,8 @@
  * build/add-http: `ADD http(s)://...` downloads, as BuildKit's HTTP source: the file is named after the URL
  * path's last segment (`__unnamed__` when there is none), gets mode 0600 and the Last-Modified time (the
  * epoch when absent), and `--checksum` is verified on the streamed bytes, failing closed (the partial file is
- * removed). Bounded retries on network errors, 5xx and 429; bounded redirects; timeouts on headers and body.
+ * removed). Bounded retries on network errors, 5xx and 429; bounded redirects; an idle timeout. Downloads go
+ * through the registry client's transport (Node's http/https, the machine's trust store).
  * Credentials in URLs never reach messages.
  */
 import { createHash } from 'node:crypto';
@@ -13,7 +14,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GantryError, isGantryError } from '../errors/index.js';
-import { Agent, request } from '../registry/undici-parts.js';
+import { type ResponseData, Transport } from '../registry/transport.js';
 
 export function isHttpUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
@@ -45,8 +46,8 @@ export interface DownloadOptions {
   /** Names the instruction in errors (`Dockerfile:12`). */
   subject: string;
   attempts?: number;
-  headersTimeoutMs?: number;
-  bodyTimeoutMs?: number;
+  /** How long the server may send nothing (connecting, before the headers, mid-body). */
+  idleTimeoutMs?: number;
 }
 
 export interface Downloaded {
@@ -79,15 +80,18 @@ export async function download(o: DownloadOptions): Promise<Downloaded> {
   const name = urlFileName(o.url);
   const path = join(o.dir, name);
   const attempts = o.attempts ?? 3;
-  const agent = new Agent({
-    headersTimeout: o.headersTimeoutMs ?? 30_000,
-    bodyTimeout: o.bodyTimeoutMs ?? 60_000,
-    connectTimeout: 15_000,
+  const transport = new Transport({
+    tlsVerify: true,
+    certDir: undefined,
+    extraCaFile: undefined,
+    insecureRegistries: [],
+    requestTimeoutMs: o.idleTimeoutMs ?? 60_000,
+    userAgent: 'gantry',
   });
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await attemptDownload({ ...o, agent, path, name, shown, ...(want ? { want } : {}) });
+        return await attemptDownload({ ...o, transport, path, name, shown, ...(want ? { want } : {}) });
       } catch (err) {
         await rm(path, { force: true });
         if (!(err instanceof Retryable) || attempt >= attempts) {
@@ -101,12 +105,12 @@ export async function download(o: DownloadOptions): Promise<Downloaded> {
       }
     }
   } finally {
-    await agent.close().catch(() => undefined);
+    await transport.close();
   }
 }
 
 interface Attempt extends DownloadOptions {
-  agent: Agent;
+  transport: Transport;
   path: string;
   name: string;
   shown: string;
@@ -116,11 +120,9 @@ interface Attempt extends DownloadOptions {
 async function attemptDownload(a: Attempt): Promise<Downloaded> {
   let url = new URL(a.url);
   for (let hop = 0; ; hop++) {
-    let res: Awaited<ReturnType<typeof request>>;
+    let res: ResponseData;
     try {
-      res = await request(a.agent, {
-        origin: url.origin,
-        path: `${url.pathname}${url.search}`,
+      res = await a.transport.send(url, {
         method: 'GET',
         headers: {
           'user-agent': 'gantry',
@@ -137,16 +139,17 @@ async function attemptDownload(a: Attempt): Promise<Downloaded> {
       throw new Retryable((err as Error).message);
     }
     const status = res.statusCode;
-    if (status >= 300 && status < 400 && res.headers.location) {
-      res.body.resume();
+    const location = res.headers.location?.[0];
+    if (status >= 300 && status < 400 && location) {
+      await res.body.dump();
       if (hop >= MAX_REDIRECTS) {
         throw new GantryError('NETWORK', `too many redirects downloading ${a.shown}`, { subject: a.subject });
       }
-      url = new URL(String(res.headers.location), url);
+      url = new URL(location, url);
       continue;
     }
     if (status !== 200) {
-      res.body.resume();
+      await res.body.dump();
       if (status === 429 || status >= 500) throw new Retryable(`HTTP ${status}`);
       const code =
         status === 404 ? 'NOT_FOUND' : status === 401 || status === 403 ? 'UNAUTHORIZED' : 'NETWORK';
@@ -181,8 +184,8 @@ async function attemptDownload(a: Attempt): Promise<Downloaded> {
         );
       }
     }
-    const modified = res.headers['last-modified'];
-    const parsed = typeof modified === 'string' ? new Date(modified) : undefined;
+    const modified = res.headers['last-modified']?.[0];
+    const parsed = modified === undefined ? undefined : new Date(modified);
     const mtime = parsed && !Number.isNaN(parsed.getTime()) ? parsed : new Date(0);
     await chmod(a.path, 0o600);
     await utimes(a.path, mtime, mtime);

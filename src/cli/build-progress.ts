@@ -7,7 +7,7 @@
  * runs.
  */
 import type { StepReport, StepStart } from '../build/index.js';
-import { GantryError } from '../errors/index.js';
+import { isGantryError } from '../errors/index.js';
 import type { Logger } from '../util/log.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'json';
@@ -97,10 +97,9 @@ export function createBuildProgress(o: BuildProgressOptions): BuildProgress {
         stream.write(`${jsonEvent('step-done', { ...platformField, ...r, durationMs }, now())}\n`);
       },
       failed(err) {
-        const fields =
-          err instanceof GantryError
-            ? { code: err.code, subject: err.subject, message: err.message }
-            : { message: err instanceof Error ? err.message : String(err) };
+        const fields = isGantryError(err)
+          ? { code: err.code, subject: err.subject, message: err.message }
+          : { message: err instanceof Error ? err.message : String(err) };
         stream.write(`${jsonEvent('error', { ...platformField, ...fields }, now())}\n`);
       },
       finish() {},

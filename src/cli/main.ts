@@ -3,7 +3,7 @@
  * stays near Node's own), runs it, and turns errors into one clear line and an exit code:
  * 0 success, 1 failure, 2 usage error.
  */
-import { setFlagsFromString } from 'node:v8';
+import { isGantryError } from '../errors/index.js';
 import { formatFlagHelp } from './args.js';
 import type { Command } from './command.js';
 
@@ -57,12 +57,6 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const command = await load();
-  // undici parses HTTP with llhttp compiled to WebAssembly. V8 re-compiles it with its optimising tier on
-  // background threads and waits for that at exit, adding ~0.1-0.2 s to every short command; the baseline
-  // compiler's code is plenty for registry responses. Set only now, once the command's modules are loaded:
-  // after a V8 flag changes, V8 rejects Node's built-in code cache for every internal module loaded later,
-  // which made start-up ~25 ms slower when this was set first thing.
-  setFlagsFromString('--liftoff-only');
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(
       `Usage: gantry ${command.usage}\n\n${command.summary}\n\nFlags:\n${formatFlagHelp(command.flags)}\n`,
@@ -72,8 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
-    const { GantryError } = await import('../errors/index.js');
-    if (err instanceof GantryError) {
+    if (isGantryError(err)) {
       process.stderr.write(`gantry ${name}: ${err.message} [${err.code}]\n`);
       if (process.env.GANTRY_DEBUG && err.cause) process.stderr.write(`cause: ${String(err.cause)}\n`);
       return err.code === 'INVALID_ARGUMENT' || err.code === 'INVALID_REFERENCE' ? 2 : 1;

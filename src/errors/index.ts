@@ -54,12 +54,17 @@ export class GantryError extends Error {
 }
 
 export function isGantryError(err: unknown, code?: ErrorCode): err is GantryError {
-  return err instanceof GantryError && (code === undefined || err.code === code);
+  // By name as well as class: the CLI's entry point and each command are separate bundles, each with its own
+  // copy of this class, and a library user may hold two copies of gantry.
+  const gantry =
+    err instanceof GantryError ||
+    (err instanceof Error && err.name === 'GantryError' && typeof (err as GantryError).code === 'string');
+  return gantry && (code === undefined || (err as GantryError).code === code);
 }
 
 /** Wraps any thrown value as a GantryError, keeping GantryErrors as they are. */
 export function asGantryError(err: unknown, code: ErrorCode, message: string, subject?: string): GantryError {
-  if (err instanceof GantryError) return err;
+  if (isGantryError(err)) return err;
   const detail = err instanceof Error ? err.message : String(err);
   return new GantryError(code, `${message}: ${detail}`, { subject, cause: err });
 }

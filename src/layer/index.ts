@@ -4,7 +4,7 @@
  * helper inside a user namespace (./userns.ts). Heavy work runs on libuv's pool; this module validates options
  * and maps failures to GantryError. See docs/layer-io.md.
  */
-import { GantryError } from '../errors/index.js';
+import { GantryError, isGantryError } from '../errors/index.js';
 import { loadNative } from '../native/index.js';
 import type { IdMaps } from '../sandbox/spec.js';
 import { assertLevel, assertUnpackable, type LayerCompression, layerMediaType } from './media.js';
@@ -144,7 +144,7 @@ export async function createLayer(options: CreateLayerOptions): Promise<CreatedL
 
 /** The addon rejects bad input (refused or corrupt layers, bad options) with code InvalidArg; the rest is I/O. */
 function nativeError(err: unknown, what: string, subject: string): GantryError {
-  if (err instanceof GantryError) return err;
+  if (isGantryError(err)) return err;
   const detail = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown } | null)?.code === 'InvalidArg' ? 'INVALID_ARGUMENT' : 'IO';
   return new GantryError(code, `${what}: ${detail}`, { subject, cause: err });

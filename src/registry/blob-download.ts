@@ -5,7 +5,7 @@
  * so the caller sees one seamless stream. Never buffers the blob.
  */
 import { Readable } from 'node:stream';
-import { GantryError } from '../errors/index.js';
+import { GantryError, isGantryError } from '../errors/index.js';
 import type { Descriptor } from '../oci/index.js';
 import type { Logger } from '../util/log.js';
 import type { RegistryHttp, RegistryResponse } from './http.js';
@@ -63,9 +63,7 @@ export async function downloadBlob(
       } catch (err) {
         if (options.signal?.aborted || classifyFailure(err) === 'aborted') throw err;
         if (resumes >= options.maxResumes || position >= descriptor.size) {
-          throw err instanceof GantryError
-            ? err
-            : transportError(err, classifyFailure(err), subject, 'reading blob');
+          throw isGantryError(err) ? err : transportError(err, classifyFailure(err), subject, 'reading blob');
         }
         resumes++;
         options.logger.debug(

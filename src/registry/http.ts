@@ -7,7 +7,7 @@
  */
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ErrorCode, GantryError } from '../errors/index.js';
+import { type ErrorCode, GantryError, isGantryError } from '../errors/index.js';
 import { isLoopbackRegistry, registryEndpointHost } from '../reference/index.js';
 import type { Logger } from '../util/log.js';
 import { Authenticator } from './auth.js';
@@ -40,6 +40,8 @@ export interface HttpOptions {
 const MAX_BACKOFF_MS = 30_000;
 /** Longest Retry-After we honour; a registry asking for more gets this much. */
 const MAX_RETRY_AFTER_MS = 60_000;
+/** The TLS 1.3 alert of a server that wanted a client certificate. */
+const CERT_REQUIRED = 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED';
 /** Error bodies are read only this far. */
 const ERROR_BODY_LIMIT = 64 * 1024;
 
@@ -231,7 +233,7 @@ export class RegistryHttp {
       raw = await this.transport.send(url, init);
     } catch (err) {
       // Set-up errors (an unreadable CA file) are already clear and not about the network.
-      if (err instanceof GantryError) throw err;
+      if (isGantryError(err)) throw err;
       const kind = classifyFailure(err);
       if (kind === 'aborted') throw err;
       if (canRetry && (kind === 'network' || kind === 'timeout')) {
@@ -243,7 +245,7 @@ export class RegistryHttp {
         return 'retry';
       }
       const error = transportError(err, kind, registry, `${init.method} ${url.pathname}`);
-      if (url.protocol === 'https:' && hasCode(err, 'UND_ERR_SOCKET')) {
+      if (url.protocol === 'https:' && (hasCode(err, 'ECONNRESET') || hasCode(err, CERT_REQUIRED))) {
         // TLS 1.3 servers that require a client certificate accept the handshake and then close the
         // connection, which looks like any dropped connection; say what usually causes it.
         throw new GantryError(
@@ -364,10 +366,7 @@ function pickChallenge(challenges: Challenge[]): Challenge | undefined {
 }
 
 function wrapResponse(raw: ResponseData, url: URL): RegistryResponse {
-  const values = (name: string): string[] => {
-    const v = raw.headers[name];
-    return v === undefined ? [] : Array.isArray(v) ? v : [v];
-  };
+  const values = (name: string): string[] => raw.headers[name] ?? [];
   return {
     status: raw.statusCode,
     url,

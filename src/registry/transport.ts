@@ -1,17 +1,18 @@
 /**
- * registry/transport: the connection layer under the registry client. One keep-alive undici Agent per set of
- * TLS options (CA bundle, client certificate, verification), TLS material from a containers-style cert dir, and
- * classification of low-level failures (TLS, handshake, network, timeout) so callers can decide on retries and
- * the HTTPS→HTTP fallback for loopback and insecure registries.
+ * registry/transport: the connection layer under the registry client, on Node's own http/https. One keep-alive
+ * agent for plain HTTP and one per set of TLS options (CA bundle, client certificate, verification), TLS
+ * material from a containers-style cert dir, and classification of low-level failures (TLS, handshake,
+ * network, timeout) so callers can decide on retries and the HTTPS→HTTP fallback for loopback and insecure
+ * registries. Why not undici, which the project first chose: docs/registry-client.md ("HTTP stack").
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import type { Dispatcher } from 'undici';
 import { type ErrorCode, GantryError } from '../errors/index.js';
 import { isLoopbackRegistry } from '../reference/index.js';
-import { Agent, request } from './undici-parts.js';
 
 export interface TransportOptions {
   tlsVerify: boolean;
@@ -29,7 +30,21 @@ export interface SendOptions {
   signal?: AbortSignal | undefined;
 }
 
-export type ResponseData = Dispatcher.ResponseData;
+/** A response body: Node's IncomingMessage (a Readable of Buffers) that can also be drained. */
+export type ResponseBody = IncomingMessage & {
+  /** Reads and discards the rest so the connection can be reused; a long body closes the connection. */
+  dump(): Promise<void>;
+};
+
+export interface ResponseData {
+  statusCode: number;
+  /** Lower-case names; every value of a repeated header kept apart (WWW-Authenticate, Link). */
+  headers: Record<string, string[] | undefined>;
+  body: ResponseBody;
+}
+
+/** dump() reads at most this much of a body before closing its connection instead. */
+const DUMP_LIMIT = 256 * 1024;
 
 interface TlsMaterial {
   /** CAs trusted in addition to Node's built-in roots. */
@@ -40,7 +55,8 @@ interface TlsMaterial {
 }
 
 export class Transport {
-  private readonly agents = new Map<string, Agent>();
+  private plainAgent: HttpAgent | undefined;
+  private readonly tlsAgents = new Map<string, HttpsAgent>();
   private readonly tlsByHost = new Map<string, Promise<TlsMaterial>>();
 
   constructor(private readonly options: TransportOptions) {}
@@ -54,41 +70,60 @@ export class Transport {
     return this.options.insecureRegistries.includes(host);
   }
 
-  /** One request, no retries; throws the raw undici/Node error on failure (see classifyFailure). */
+  /**
+   * One request, no retries. Resolves once the response headers arrive; rejects with the raw Node error on
+   * failure (see classifyFailure). A stream body is piped with its errors both ways: a failing source aborts
+   * the request with the source's error, and a failing connection is thrown into the source.
+   */
   async send(url: URL, opts: SendOptions): Promise<ResponseData> {
-    const dispatcher = url.protocol === 'https:' ? await this.agentFor(url.host) : await this.agentFor('');
-    return request(dispatcher, {
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method: opts.method as Dispatcher.HttpMethod,
-      headers: { 'user-agent': this.options.userAgent, ...opts.headers },
-      body: opts.body ?? null,
-      signal: opts.signal,
-      headersTimeout: this.options.requestTimeoutMs,
-      bodyTimeout: this.options.requestTimeoutMs,
+    const secure = url.protocol === 'https:';
+    const agent = secure ? await this.tlsAgentFor(url.host) : this.httpAgent();
+    const timeoutMs = this.options.requestTimeoutMs;
+    return new Promise<ResponseData>((resolve, reject) => {
+      const options = {
+        method: opts.method,
+        headers: { 'user-agent': this.options.userAgent, ...opts.headers },
+        agent,
+        // Idle time on the socket, connecting included: a stalled registry fails instead of hanging.
+        timeout: timeoutMs,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      };
+      const req = secure ? httpsRequest(url, options as never) : httpRequest(url, options);
+      req.on('response', (message) => resolve(responseData(message)));
+      // Also after the response: a body still streaming up may fail later, and that must not go unhandled.
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(timeoutError(timeoutMs)));
+      const body = opts.body;
+      if (body === undefined || Buffer.isBuffer(body)) req.end(body);
+      else pipeline(body, req, () => undefined);
     });
   }
 
   async close(): Promise<void> {
-    const agents = [...this.agents.values()];
-    this.agents.clear();
-    await Promise.all(agents.map((a) => a.destroy()));
+    this.plainAgent?.destroy();
+    this.plainAgent = undefined;
+    for (const agent of this.tlsAgents.values()) agent.destroy();
+    this.tlsAgents.clear();
   }
 
-  private async agentFor(host: string): Promise<Agent> {
-    const tls: TlsMaterial = host === '' ? { rejectUnauthorized: true } : await this.tlsFor(host);
+  private httpAgent(): HttpAgent {
+    this.plainAgent ??= new HttpAgent({ keepAlive: true, scheduling: 'lifo' });
+    return this.plainAgent;
+  }
+
+  private async tlsAgentFor(host: string): Promise<HttpsAgent> {
+    const tls = await this.tlsFor(host);
     const key = JSON.stringify(tls);
-    let agent = this.agents.get(key);
+    let agent = this.tlsAgents.get(key);
     if (!agent) {
-      const { rejectUnauthorized } = tls;
       const secure = tls.ca || tls.cert ? { secureContext: secureContextFor(tls) } : {};
-      agent = new Agent({
-        // scripts/bundle.mjs leaves undici's HTTP/2 client out of the bundle.
-        allowH2: false,
-        keepAliveTimeout: 30_000,
-        connect: { ...secure, rejectUnauthorized, timeout: Math.min(this.options.requestTimeoutMs, 30_000) },
+      agent = new HttpsAgent({
+        keepAlive: true,
+        scheduling: 'lifo',
+        rejectUnauthorized: tls.rejectUnauthorized,
+        ...secure,
       });
-      this.agents.set(key, agent);
+      this.tlsAgents.set(key, agent);
     }
     return agent;
   }
@@ -107,6 +142,32 @@ export class Transport {
     }
     return material;
   }
+}
+
+function responseData(message: IncomingMessage): ResponseData {
+  const body = Object.assign(message, { dump: () => drain(message) });
+  return { statusCode: message.statusCode ?? 0, headers: message.headersDistinct, body };
+}
+
+function drain(message: IncomingMessage): Promise<void> {
+  if (message.destroyed || message.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    message.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > DUMP_LIMIT) message.destroy();
+    });
+    // 'close' follows 'end' and any destroy; an error while draining does not matter to the caller.
+    message.on('error', () => undefined);
+    message.once('close', () => resolve());
+    message.resume();
+  });
+}
+
+function timeoutError(ms: number): Error {
+  return Object.assign(new Error(`no data from the registry for ${Math.round(ms / 1000)} s`), {
+    code: 'ETIMEDOUT',
+  });
 }
 
 /**
@@ -224,12 +285,7 @@ const TLS_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 const HANDSHAKE_CODES = new Set(['EPROTO', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG']);
-const TIMEOUT_CODES = new Set([
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'ETIMEDOUT',
-]);
+const TIMEOUT_CODES = new Set(['ETIMEDOUT']);
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -238,19 +294,15 @@ const NETWORK_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
-/** Classifies a thrown transport error by walking its `cause` chain (undici wraps socket errors). */
+/** Classifies a thrown transport error by walking its `cause` chain (our errors wrap Node's). */
 export function classifyFailure(err: unknown): FailureKind {
   let found: FailureKind = 'other';
   let current: unknown = err;
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     const code = (current as NodeJS.ErrnoException).code ?? '';
-    if (current.name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return 'aborted';
+    if (current.name === 'AbortError' || code === 'ABORT_ERR') return 'aborted';
     if (TLS_CODES.has(code)) return 'tls';
     if (HANDSHAKE_CODES.has(code) || code.startsWith('ERR_SSL_')) return 'handshake';
     if (TIMEOUT_CODES.has(code)) return 'timeout';

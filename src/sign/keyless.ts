@@ -10,7 +10,7 @@ import { type Bundle, bundleFromJSON, type SerializedBundle } from '@sigstore/bu
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { FulcioSigner, RekorWitness, type Signer as SigstoreSigner, type Witness } from '@sigstore/sign';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
-import { asGantryError, GantryError } from '../errors/index.js';
+import { asGantryError, GantryError, isGantryError } from '../errors/index.js';
 import type { SignatureResult, Signer } from './types.js';
 
 /** Where the public Sigstore instance lives; tests and private deployments pass their own. */
@@ -95,7 +95,7 @@ async function requestGitHubToken(requestUrl: string, bearer: string): Promise<s
       }
       return body.value;
     } catch (err) {
-      if (err instanceof GantryError) throw err;
+      if (isGantryError(err)) throw err;
       lastError = err;
     }
   }
