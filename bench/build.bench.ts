@@ -25,7 +25,7 @@ import { type BenchCase, CASES, debianBaseLayout } from './build-fixtures.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PICKED = process.env.BENCH_CASES?.split(',').filter(Boolean);
-const GANTRY = join(process.cwd(), 'bin', 'gantry.js');
+const GANTRY = join(process.cwd(), 'bin', 'gantry.cjs');
 const USER = 'gantry-test';
 const PHASES = ['cold', 'cached', 'changed', 'push'] as const;
 type Phase = (typeof PHASES)[number];

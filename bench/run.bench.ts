@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { makeImageLayout } from '../test/harness/fixtures.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
-const GANTRY = join(process.cwd(), 'bin', 'gantry.js');
+const GANTRY = join(process.cwd(), 'bin', 'gantry.cjs');
 const USER = 'gantry-test';
 
 function exec(cmd: string[], env: NodeJS.ProcessEnv): Promise<string> {

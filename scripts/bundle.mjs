@@ -1,10 +1,12 @@
 // Bundles the CLI and the library into dist/ with esbuild. `gantry` start-up is most of a short command's
-// time, and Node 20 spends ~1.5 ms per ES module it resolves and links, so a command is two files: dist/cli.js
-// (argument dispatch) and dist/commands/NAME.js with everything that command needs. Shared code is bundled
-// into each command rather than split into shared chunks (an inspect loaded 13 modules: 33 ms vs 13 ms).
-// The few heavy modules a command imports only for an optional feature (Sigstore for `copy --sign-by`, the YAML
-// parser for `sync` files) are bundles of their own in dist/lazy/: inlined, they made `copy` a 2 MB file that
-// took 50 ms to load.
+// time, which shaped the CLI's files (measured on Node 20, docs/architecture.md):
+// - CommonJS: Node's ES module loader costs ~8 ms to start and ~1.5 ms per module it links; the library
+//   (dist/index.js) stays ESM. The CLI is dist/cli.cjs (argument dispatch) and dist/commands/NAME.cjs with
+//   everything that command needs, bundled into each command rather than split into shared chunks (an
+//   inspect loaded 13 ES modules: 33 ms vs 13 ms for one).
+// - The few heavy modules a command imports only for an optional feature (Sigstore for `copy --sign-by`, the
+//   YAML parser for `sync` files, the file transports) are bundles of their own in dist/lazy/: inlined, they
+//   made `copy` a 2 MB file that took 50 ms to load.
 import { readdir, rename, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { build } from 'esbuild';
@@ -16,25 +18,44 @@ const retired = `dist.old-${process.pid}`;
 await rm(staging, { recursive: true, force: true });
 
 const common = {
-  outdir: staging,
   bundle: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20.18',
   sourcemap: 'linked',
   // The native addon is loaded at run time from native/, next to the package.
   external: ['*.node'],
-  banner: {
-    js: "import { createRequire as __gantryCreateRequire } from 'node:module'; const require = __gantryCreateRequire(import.meta.url);",
-  },
   logLevel: 'warning',
 };
 
-/** cli/main imports each command lazily as `./commands/NAME.js`: left as is, it loads the command's bundle. */
+const library = {
+  ...common,
+  outdir: staging,
+  format: 'esm',
+  banner: {
+    js: "import { createRequire as __gantryCreateRequire } from 'node:module'; const require = __gantryCreateRequire(import.meta.url);",
+  },
+};
+
+const cli = {
+  ...common,
+  outdir: staging,
+  format: 'cjs',
+  outExtension: { '.js': '.cjs' },
+  // `await import()` of another CLI file becomes a require of it.
+  supported: { 'dynamic-import': false },
+  // The sources are ES modules that find native/ from import.meta.url.
+  define: { 'import.meta.url': '__gantryImportMetaUrl' },
+  banner: { js: "const __gantryImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
+
+/** cli/main imports each command lazily as `./commands/NAME.js`: that loads the command's bundle. */
 const commandsStayOutside = {
   name: 'commands-stay-outside',
   setup(b) {
-    b.onResolve({ filter: /^\.\/commands\/[\w-]+\.js$/ }, (args) => ({ path: args.path, external: true }));
+    b.onResolve({ filter: /^\.\/commands\/[\w-]+\.js$/ }, (args) => ({
+      path: args.path.replace(/\.js$/, '.cjs'),
+      external: true,
+    }));
   },
 };
 
@@ -42,16 +63,18 @@ const commandsStayOutside = {
 const LAZY = new Map([
   [resolve('src/sign/index.ts'), 'sign'],
   [resolve('src/sync/yaml.ts'), 'sync-yaml'],
+  // The file transports (and tar-stream under them): half of a registry-only command's code otherwise.
+  ...['oci-layout', 'oci-archive', 'docker-archive', 'dir'].map((t) => [resolve(`src/transports/${t}.ts`), t]),
 ]);
 
-/** In the command bundles, a dynamic import of a LAZY module loads `../lazy/NAME.js` at run time. */
+/** In the command bundles, a dynamic import of a LAZY module loads `../lazy/NAME.cjs` at run time. */
 const lazyStaysOutside = {
   name: 'lazy-stays-outside',
   setup(b) {
     b.onResolve({ filter: /^\.\.?\// }, (args) => {
       if (args.kind !== 'dynamic-import') return undefined;
       const name = LAZY.get(resolve(args.resolveDir, args.path.replace(/\.js$/, '.ts')));
-      return name ? { path: `../lazy/${name}.js`, external: true } : undefined;
+      return name ? { path: `../lazy/${name}.cjs`, external: true } : undefined;
     });
   },
 };
@@ -61,15 +84,15 @@ const commandNames = (await readdir('src/cli/commands'))
   .map((f) => f.slice(0, -'.ts'.length));
 
 await Promise.all([
-  build({ ...common, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [commandsStayOutside] }),
-  build({ ...common, entryPoints: { index: 'src/index.ts' } }),
+  build({ ...cli, entryPoints: { cli: 'src/cli/main.ts' }, plugins: [commandsStayOutside] }),
+  build({ ...library, entryPoints: { index: 'src/index.ts' } }),
   build({
-    ...common,
+    ...cli,
     entryPoints: Object.fromEntries(commandNames.map((n) => [`commands/${n}`, `src/cli/commands/${n}.ts`])),
     plugins: [lazyStaysOutside],
   }),
   build({
-    ...common,
+    ...cli,
     entryPoints: Object.fromEntries([...LAZY].map(([path, name]) => [`lazy/${name}`, path])),
   }),
 ]);

@@ -2,7 +2,7 @@
  * The README's end-to-end demo of gantry's main job, with no daemon and nothing downloaded: start a local
  * registry, make a busybox base image, build a Dockerfile on it (COPY + RUN in a rootless sandbox) and push the
  * result, sign it and verify the signature, run it, and mirror it with its signature into an air-gap archive.
- * Every step runs the real `gantry` CLI (bin/gantry.js); skopeo checks the digest at the end.
+ * Every step runs the real `gantry` CLI (bin/gantry.cjs); skopeo checks the digest at the end.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +18,7 @@ function gantry(args: string[], options: { cwd?: string } = {}): string {
   process.stdout.write(`\n$ gantry ${args.join(' ')}\n`);
   const result = spawnSync(
     process.execPath,
-    [join(import.meta.dirname ?? '.', '..', 'bin', 'gantry.js'), ...args],
+    [join(import.meta.dirname ?? '.', '..', 'bin', 'gantry.cjs'), ...args],
     {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],

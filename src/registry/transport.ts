@@ -5,14 +5,12 @@
  * network, timeout) so callers can decide on retries and the HTTPS→HTTP fallback for loopback and insecure
  * registries. Why not undici, which the project first chose: docs/registry-client.md ("HTTP stack").
  */
-import { readdir, readFile } from 'node:fs/promises';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
+import type { Agent as HttpsAgent } from 'node:https';
 import { pipeline, type Readable } from 'node:stream';
-import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { type ErrorCode, GantryError } from '../errors/index.js';
 import { isLoopbackRegistry } from '../reference/index.js';
+import type { TlsMaterial } from './tls.js';
 
 export interface TransportOptions {
   tlsVerify: boolean;
@@ -46,13 +44,7 @@ export interface ResponseData {
 /** dump() reads at most this much of a body before closing its connection instead. */
 const DUMP_LIMIT = 256 * 1024;
 
-interface TlsMaterial {
-  /** CAs trusted in addition to Node's built-in roots. */
-  ca?: string[];
-  cert?: string;
-  key?: string;
-  rejectUnauthorized: boolean;
-}
+type TlsModule = typeof import('./tls.js');
 
 export class Transport {
   private plainAgent: HttpAgent | undefined;
@@ -76,8 +68,8 @@ export class Transport {
    * the request with the source's error, and a failing connection is thrown into the source.
    */
   async send(url: URL, opts: SendOptions): Promise<ResponseData> {
-    const secure = url.protocol === 'https:';
-    const agent = secure ? await this.tlsAgentFor(url.host) : this.httpAgent();
+    const tls = url.protocol === 'https:' ? await loadTls() : undefined;
+    const agent = tls ? await this.tlsAgentFor(tls, url.host) : this.httpAgent();
     const timeoutMs = this.options.requestTimeoutMs;
     return new Promise<ResponseData>((resolve, reject) => {
       const options = {
@@ -88,7 +80,7 @@ export class Transport {
         timeout: timeoutMs,
         ...(opts.signal ? { signal: opts.signal } : {}),
       };
-      const req = secure ? httpsRequest(url, options as never) : httpRequest(url, options);
+      const req = tls ? tls.httpsRequest(url, options as never) : httpRequest(url, options);
       req.on('response', (message) => resolve(responseData(message)));
       // Also after the response: a body still streaming up may fail later, and that must not go unhandled.
       req.on('error', reject);
@@ -111,13 +103,13 @@ export class Transport {
     return this.plainAgent;
   }
 
-  private async tlsAgentFor(host: string): Promise<HttpsAgent> {
-    const tls = await this.tlsFor(host);
+  private async tlsAgentFor(tlsModule: TlsModule, host: string): Promise<HttpsAgent> {
+    const tls = await this.tlsFor(tlsModule, host);
     const key = JSON.stringify(tls);
     let agent = this.tlsAgents.get(key);
     if (!agent) {
-      const secure = tls.ca || tls.cert ? { secureContext: secureContextFor(tls) } : {};
-      agent = new HttpsAgent({
+      const secure = tls.ca || tls.cert ? { secureContext: tlsModule.secureContextFor(tls) } : {};
+      agent = new tlsModule.HttpsAgent({
         keepAlive: true,
         scheduling: 'lifo',
         rejectUnauthorized: tls.rejectUnauthorized,
@@ -128,10 +120,10 @@ export class Transport {
     return agent;
   }
 
-  private tlsFor(host: string): Promise<TlsMaterial> {
+  private tlsFor(tlsModule: TlsModule, host: string): Promise<TlsMaterial> {
     let material = this.tlsByHost.get(host);
     if (!material) {
-      material = loadTlsMaterial({
+      material = tlsModule.loadTlsMaterial({
         certDir: this.options.certDir,
         extraCaFile: this.options.extraCaFile,
         host,
@@ -142,6 +134,13 @@ export class Transport {
     }
     return material;
   }
+}
+
+let tlsModule: Promise<TlsModule> | undefined;
+
+function loadTls(): Promise<TlsModule> {
+  tlsModule ??= import('./tls.js');
+  return tlsModule;
 }
 
 function responseData(message: IncomingMessage): ResponseData {
@@ -168,96 +167,6 @@ function timeoutError(ms: number): Error {
   return Object.assign(new Error(`no data from the registry for ${Math.round(ms / 1000)} s`), {
     code: 'ETIMEDOUT',
   });
-}
-
-/**
- * TLS material for a host: `${certDir}/${host}/` if it exists (containers certs.d layout), else the files
- * directly in certDir (skopeo --cert-dir). `*.crt` are CAs added to the system roots, as is the extra CA
- * bundle; `*.cert` + `*.key` are a client certificate pair.
- */
-export async function loadTlsMaterial(options: {
-  certDir: string | undefined;
-  extraCaFile: string | undefined;
-  host: string;
-  verify: boolean;
-}): Promise<TlsMaterial> {
-  const { certDir, extraCaFile, host } = options;
-  const material: TlsMaterial = { rejectUnauthorized: options.verify };
-  const extra: string[] = [];
-  if (extraCaFile) {
-    try {
-      extra.push(...certificatesBeyondRoots(await readFile(extraCaFile, 'utf8')));
-    } catch (err) {
-      throw new GantryError('INVALID_ARGUMENT', 'cannot read the extra CA certificates file', {
-        subject: extraCaFile,
-        cause: err,
-      });
-    }
-  }
-  let dir = certDir ? join(certDir, host) : undefined;
-  let names = dir ? await listDir(dir) : [];
-  if (names === undefined && certDir) {
-    dir = certDir;
-    names = (await listDir(dir)) ?? [];
-  }
-  names = (names ?? []).sort();
-  const cas = names.filter((n) => n.endsWith('.crt'));
-  for (const pem of await Promise.all(cas.map((n) => readFile(join(dir as string, n), 'utf8')))) {
-    extra.push(pem);
-  }
-  if (extra.length > 0) material.ca = extra;
-  const cert = names.find((n) => n.endsWith('.cert'));
-  if (cert) {
-    const keyName = `${cert.slice(0, -'.cert'.length)}.key`;
-    if (names.includes(keyName)) {
-      material.cert = await readFile(join(dir as string, cert), 'utf8');
-      material.key = await readFile(join(dir as string, keyName), 'utf8');
-    }
-  }
-  return material;
-}
-
-/**
- * One secure context per agent: given `ca` as connect options, Node would parse every certificate again for
- * each socket. Extra CAs are added to a context that starts from Node's root store, whose certificates Node
- * parsed once per process; passing roots and extras as `ca` instead re-parses all ~140 roots (~50 ms), so
- * that is only the fallback for a Node without SecureContext#addCACert.
- */
-function secureContextFor(material: TlsMaterial): SecureContext {
-  const { ca = [], cert, key } = material;
-  const context = createSecureContext({ cert, key });
-  const handle = (context as unknown as { context?: { addCACert?: (pem: string) => void } }).context;
-  if (typeof handle?.addCACert !== 'function') {
-    return createSecureContext({ ca: [...rootCertificates, ...ca], cert, key });
-  }
-  for (const pem of ca) handle.addCACert(pem);
-  return context;
-}
-
-/**
- * The certificates of a PEM bundle that Node's built-in roots lack. NODE_EXTRA_CA_CERTS often names the whole
- * system bundle, which repeats the roots; adding only the rest keeps the default (cheap) trust store whenever
- * nothing is new.
- */
-export function certificatesBeyondRoots(bundle: string): string[] {
-  const body = (pem: string) => pem.replace(/-----[A-Z ]+-----|\s/g, '');
-  const roots = new Set(rootCertificates.map(body));
-  const pems = bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  return pems.filter((pem) => !roots.has(body(pem)));
-}
-
-async function listDir(dir: string): Promise<string[] | undefined> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (
-      (err as NodeJS.ErrnoException).code === 'ENOENT' ||
-      (err as NodeJS.ErrnoException).code === 'ENOTDIR'
-    ) {
-      return undefined;
-    }
-    throw err;
-  }
 }
 
 export type FailureKind =

@@ -11,7 +11,6 @@ import { hostPlatform, isIndex, type Platform, parseManifest, platformMatches } 
 import { formatImageReference, type ImageReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { openRegistryDestination, openRegistrySource } from '../transports/docker.js';
-import { openOciLayoutDestination, openOciLayoutSource } from '../transports/oci-layout.js';
 import type { ImageDestination, ImageSource } from '../transports/types.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import {
@@ -22,6 +21,9 @@ import {
   writeBundleIndex,
 } from './bundle.js';
 import { type SyncSourceRepo, selectTags, shardOf } from './config.js';
+
+/** The OCI layout transport, loaded only for air-gap bundles (registry-to-registry syncs start faster). */
+const ociLayout = () => import('../transports/oci-layout.js');
 
 export { parseShard, parseSyncConfig, type SyncSourceRepo, type TagSelector } from './config.js';
 
@@ -214,7 +216,8 @@ async function planImages(options: SyncOptions): Promise<PlannedImage[]> {
         destRepository: destinationRepository(options, undefined, entry.repository),
         tag: entry.tag,
         bundleEntry: entry,
-        openSource: () => openOciLayoutSource({ dir: source.dir, ref, name: `oci:${source.dir}:${ref}` }),
+        openSource: async () =>
+          (await ociLayout()).openOciLayoutSource({ dir: source.dir, ref, name: `oci:${source.dir}:${ref}` }),
         expectedDigest: async () => entry.digest,
       });
     }
@@ -299,7 +302,7 @@ async function copyOne(
       });
     } else {
       const ref = bundleRefName({ repository: image.destRepository, tag: image.tag });
-      target = await openOciLayoutDestination({
+      target = await (await ociLayout()).openOciLayoutDestination({
         dir: destination.dir,
         ref,
         name: `oci:${destination.dir}:${ref}`,

@@ -154,7 +154,7 @@ describe('TLS with a generated CA', () => {
     const inspected = await run(sh, ['inspect', ref], env);
     expect(inspected.code).toBe(0);
     expect((JSON.parse(inspected.stdout) as { Digest: string }).Digest).toBe(image.digest);
-    // The same file as GANTRY_EXTRA_CA_CERTS (what bin/gantry passes on) works with bin/gantry.js directly.
+    // The same file as GANTRY_EXTRA_CA_CERTS (what bin/gantry passes on) works with bin/gantry.cjs directly.
     await gantryOk(['inspect', ref], { env: { NODE_EXTRA_CA_CERTS: '', GANTRY_EXTRA_CA_CERTS: bundle } });
     // Without the extra CA the registry is refused, naming it.
     const refused = await gantry(['inspect', ref], {

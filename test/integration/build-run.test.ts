@@ -12,7 +12,7 @@ import { makeImageLayout } from '../harness/fixtures.js';
 import { run, trackTempDir } from '../harness/procs.js';
 
 const USER = 'gantry-test';
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gantry.js');
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gantry.cjs');
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'build');
 const SECRET = 'tok-3f9a1c77e2b54d0e';
 

@@ -48,11 +48,11 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const HELPER = join('native', 'target', 'release', 'gantry-sandbox');
 
 /**
- * Paths of the CLI (bin/gantry.js over dist/) and the helper that gantry-test can use: the checkout itself
+ * Paths of the CLI (bin/gantry.cjs over dist/) and the helper that gantry-test can use: the checkout itself
  * when that user can read it, else a world-readable copy of the built files (a checkout under /root is not).
  */
 export function installationForTestUser(): { cli: string; helper: string } {
-  const inPlace = { cli: join(ROOT, 'bin', 'gantry.js'), helper: join(ROOT, HELPER) };
+  const inPlace = { cli: join(ROOT, 'bin', 'gantry.cjs'), helper: join(ROOT, HELPER) };
   const [file, ...args] = asTestUser('test', '-r', inPlace.cli, '-a', '-x', inPlace.helper);
   try {
     execFileSync(file as string, args, { stdio: 'ignore' });
@@ -71,6 +71,6 @@ export function installationForTestUser(): { cli: string; helper: string } {
     ];
     for (const f of files) cpSync(join(ROOT, f), join(copy, f), { recursive: true });
     execFileSync('chmod', ['-R', 'a+rX', copy]);
-    return { cli: join(copy, 'bin', 'gantry.js'), helper: join(copy, HELPER) };
+    return { cli: join(copy, 'bin', 'gantry.cjs'), helper: join(copy, HELPER) };
   }
 }

@@ -1,5 +1,5 @@
 /**
- * test/support/cli: runs the shipped `gantry` CLI (bin/gantry.js over the esbuild bundle) as a child process,
+ * test/support/cli: runs the shipped `gantry` CLI (bin/gantry.cjs over the esbuild bundle) as a child process,
  * the way users and CI run it. The bundle is built once per test run by test/support/global-setup.ts.
  */
 import { spawn } from 'node:child_process';
@@ -11,7 +11,7 @@ export interface CliResult {
   stderr: string;
 }
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gantry.js');
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gantry.cjs');
 
 export function gantry(
   args: string[],
