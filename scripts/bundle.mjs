@@ -64,7 +64,10 @@ const LAZY = new Map([
   [resolve('src/sign/index.ts'), 'sign'],
   [resolve('src/sync/yaml.ts'), 'sync-yaml'],
   // The file transports (and tar-stream under them): half of a registry-only command's code otherwise.
-  ...['oci-layout', 'oci-archive', 'docker-archive', 'dir'].map((t) => [resolve(`src/transports/${t}.ts`), t]),
+  ...['oci-layout', 'oci-archive', 'docker-archive', 'dir'].map((t) => [
+    resolve(`src/transports/${t}.ts`),
+    t,
+  ]),
 ]);
 
 /** In the command bundles, a dynamic import of a LAZY module loads `../lazy/NAME.cjs` at run time. */
