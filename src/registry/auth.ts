@@ -62,6 +62,11 @@ export class Authenticator {
     return `Bearer ${token.token}`;
   }
 
+  /** Whether any credential is configured for this registry (auth files, helpers, flags). */
+  async hasCredential(registry: string): Promise<boolean> {
+    return (await this.credential(registry)) !== undefined;
+  }
+
   /** Forgets the cached token for these scopes, after the registry rejected it. */
   invalidate(registry: string, scopes: readonly string[]): void {
     this.tokens.delete(`${registry} ${scopeKey(scopes)}`);

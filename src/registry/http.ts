@@ -92,10 +92,11 @@ export class RegistryHttp {
    * once, then UNAUTHORIZED), 403 (UNAUTHORIZED), and retryable statuses (retried, then an error).
    */
   async request(req: RegistryRequest): Promise<RegistryResponse> {
-    const base = await this.baseUrl(req.registry);
-    const url = new URL(req.path, base);
-    const ownHost = url.host === new URL(base).host;
     const replayable = !(req.body instanceof Readable);
+    let guessed = await this.guessBaseUrl(req, replayable);
+    let base = guessed ?? (await this.baseUrl(req.registry));
+    let url = new URL(req.path, base);
+    const ownHost = url.host === new URL(base).host;
     let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
       const headers = { ...req.headers };
@@ -107,12 +108,22 @@ export class RegistryHttp {
         req.registry,
         url,
         { method: req.method, headers, body: req.body, signal: req.signal },
-        {
-          attempt,
-          replayable,
-        },
+        { attempt, replayable, guessing: guessed !== undefined },
       );
-      if (res === 'retry') continue;
+      if (guessed && (res === 'wrong guess' || (res !== 'retry' && isPlainHttpRefused(res)))) {
+        if (res !== 'wrong guess') await res.body.dump();
+        this.options.logger.debug(`${req.registry}: ${guessed} did not answer as a registry; probing`);
+        guessed = undefined;
+        base = await this.baseUrl(req.registry);
+        url = new URL(req.path, base);
+        attempt--;
+        continue;
+      }
+      if (res === 'retry' || res === 'wrong guess') continue;
+      if (guessed) {
+        this.baseUrls.set(req.registry, Promise.resolve(guessed));
+        guessed = undefined;
+      }
       if (res.status === 401 && ownHost) {
         const challenge = pickChallenge(parseWwwAuthenticate(res.headerValues('www-authenticate')));
         if (!reauthenticated && challenge && replayable) {
@@ -134,6 +145,21 @@ export class RegistryHttp {
       if (res.status === 403) throw await this.errorFor(res, req.registry, `${req.method} ${url.pathname}`);
       return res;
     }
+  }
+
+  /**
+   * The base URL a request may try without probing `/v2/` first, saving a round trip per command: only for a
+   * registry not yet resolved, a request that can be sent again, and no credentials (the probe's challenge
+   * tells which credentials to send up front; an anonymous request learns it from its own 401 instead).
+   * Loopback registries are guessed plain HTTP (as probe() would try first), others HTTPS.
+   */
+  private async guessBaseUrl(req: RegistryRequest, replayable: boolean): Promise<string | undefined> {
+    if (!replayable || !req.path.startsWith('/') || this.baseUrls.has(req.registry)) return undefined;
+    if (await this.auth.hasCredential(req.registry)) return undefined;
+    // Another request may have resolved it meanwhile.
+    if (this.baseUrls.has(req.registry)) return undefined;
+    const host = registryEndpointHost(req.registry);
+    return isLoopbackRegistry(req.registry) ? `http://${host}/` : `https://${host}/`;
   }
 
   /** The registry's base URL (`https://host/`), resolved once: probes `/v2/` and learns the auth challenge. */
@@ -211,7 +237,7 @@ export class RegistryHttp {
   ): Promise<RegistryResponse> {
     for (let attempt = 0; ; attempt++) {
       const res = await this.sendOnce(registry, url, init, { attempt, replayable: true });
-      if (res !== 'retry') return res;
+      if (res !== 'retry' && res !== 'wrong guess') return res;
     }
   }
 
@@ -225,8 +251,8 @@ export class RegistryHttp {
       body?: Buffer | Readable | undefined;
       signal?: AbortSignal | undefined;
     },
-    state: { attempt: number; replayable: boolean },
-  ): Promise<RegistryResponse | 'retry'> {
+    state: { attempt: number; replayable: boolean; guessing?: boolean },
+  ): Promise<RegistryResponse | 'retry' | 'wrong guess'> {
     const canRetry = state.replayable && state.attempt < this.options.maxRetries;
     let raw: ResponseData;
     try {
@@ -236,6 +262,8 @@ export class RegistryHttp {
       if (isGantryError(err)) throw err;
       const kind = classifyFailure(err);
       if (kind === 'aborted') throw err;
+      // A connection that fails on a guessed base URL is not retried: the probe knows better (and retries).
+      if (state.guessing) return 'wrong guess';
       if (canRetry && (kind === 'network' || kind === 'timeout')) {
         const delay = this.backoff(state.attempt);
         this.options.logger.warn(
@@ -374,6 +402,18 @@ function wrapResponse(raw: ResponseData, url: URL): RegistryResponse {
     headerValues: (name) => values(name.toLowerCase()),
     body: raw.body,
   };
+}
+
+/**
+ * A TLS port asked in plain HTTP: Go's servers answer 400 "Client sent an HTTP request to an HTTPS server"
+ * without the headers a registry sends.
+ */
+function isPlainHttpRefused(res: RegistryResponse): boolean {
+  return (
+    res.url.protocol === 'http:' &&
+    res.status === 400 &&
+    res.header('docker-distribution-api-version') === undefined
+  );
 }
 
 function hasCode(err: unknown, code: string): boolean {

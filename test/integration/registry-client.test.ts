@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isGantryError } from '../../src/errors/index.js';
 import { type Descriptor, MediaType, type RawManifest, sha256Digest } from '../../src/oci/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
+import { startFaultProxy } from '../harness/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 
 let registry: TestRegistry;
@@ -72,6 +73,38 @@ async function pushImage(repository: string, tag: string): Promise<RawManifest> 
 describe('RegistryClient on a plain registry', () => {
   it('pings the registry over HTTP after HTTPS fails to handshake', async () => {
     await expect(client.ping(registry.host)).resolves.toBeUndefined();
+  });
+
+  it('asks anonymously without pinging /v2/ first, and pings first when it has credentials', async () => {
+    const manifest = await pushImage('guess/app', 'v1');
+    const seen: string[] = [];
+    const proxy = await startFaultProxy(registry, [
+      {
+        name: 'record',
+        action: 'status',
+        status: 500,
+        match: (r) => {
+          seen.push(`${r.method} ${r.path}`);
+          return false;
+        },
+      },
+    ]);
+    const anonymous = new RegistryClient();
+    const withCredentials = new RegistryClient({
+      credentials: async () => ({ kind: 'basic', username: 'user', password: 'secret' }),
+    });
+    try {
+      const repo = { registry: proxy.host, repository: 'guess/app' };
+      expect((await anonymous.headManifest(repo, 'v1'))?.digest).toBe(manifest.digest);
+      expect((await anonymous.headManifest(repo, 'v1'))?.digest).toBe(manifest.digest);
+      expect(seen).toEqual(['HEAD /v2/guess/app/manifests/v1', 'HEAD /v2/guess/app/manifests/v1']);
+      seen.length = 0;
+      expect((await withCredentials.headManifest(repo, 'v1'))?.digest).toBe(manifest.digest);
+      expect(seen).toEqual(['GET /v2/', 'HEAD /v2/guess/app/manifests/v1']);
+    } finally {
+      await Promise.all([anonymous.close(), withCredentials.close()]);
+      await proxy.stop();
+    }
   });
 
   it('uploads monolithically and streams the blob back, also from an offset', async () => {
