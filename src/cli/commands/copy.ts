@@ -32,7 +32,12 @@ const flags = {
     valueName: 'FILE',
     description: 'write the digest of the copied manifest here',
   },
-  jobs: { type: 'string', short: 'j', valueName: 'N', description: 'parallel blob transfers (default 6)' },
+  jobs: {
+    type: 'string',
+    short: 'j',
+    valueName: 'N',
+    description: 'parallel transfers of blobs over 1 MiB (default 6)',
+  },
   'sign-by': {
     type: 'string',
     valueName: 'KEY',

@@ -48,7 +48,7 @@ const flags = {
     type: 'string',
     short: 'j',
     valueName: 'N',
-    description: 'parallel blob transfers per image (default 6)',
+    description: 'parallel transfers of blobs over 1 MiB per image (default 6)',
   },
   'image-jobs': { type: 'string', valueName: 'N', description: 'images copied at once (default 3)' },
   ...registryFlags('src-'),
