@@ -21,6 +21,7 @@ import {
   writeBundleIndex,
 } from './bundle.js';
 import { type SyncSourceRepo, selectTags, shardOf } from './config.js';
+import { readSyncState, type SyncState, writeSyncState } from './state.js';
 
 /** The OCI layout transport, loaded only for air-gap bundles (registry-to-registry syncs start faster). */
 const ociLayout = () => import('../transports/oci-layout.js');
@@ -48,6 +49,12 @@ export interface SyncOptions {
   keepGoing?: boolean;
   dryRun?: boolean;
   shard?: { index: number; count: number };
+  /**
+   * Registry destinations: a file recording the digest each destination tag was synced to, read at the start
+   * and rewritten at the end; tags whose source digest matches it are not asked of the destination (see
+   * sync/state.ts for what that trusts).
+   */
+  stateFile?: string;
   /** Images copied at once (registry destinations; bundles are written one image at a time). */
   imageConcurrency?: number;
   blobConcurrency?: number;
@@ -105,6 +112,24 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
   );
 
   const destination = options.destination;
+  if (options.stateFile && destination.kind !== 'registry') {
+    throw new GantryError(
+      'INVALID_ARGUMENT',
+      '--state needs a registry destination (a bundle records what it holds itself)',
+    );
+  }
+  const state = options.stateFile ? await readSyncState(options.stateFile) : undefined;
+  const nextState: SyncState = new Map(state);
+  const destTags = new Map<string, Promise<Set<string>>>();
+  /** The destination's tags of a repository, listed once per sync (only with a state file). */
+  const listedTags = (repository: string): Promise<Set<string>> => {
+    let listed = destTags.get(repository);
+    if (!listed && destination.kind === 'registry') {
+      listed = listTagsOrNone(destination, repository).then((tags) => new Set(tags));
+      destTags.set(repository, listed);
+    }
+    return listed ?? Promise.resolve(new Set());
+  };
   const bundleImages =
     destination.kind === 'bundle' ? await readBundleIndex(destination.dir, { mustExist: false }) : undefined;
   const items: SyncItem[] = [];
@@ -120,9 +145,21 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
     if (stop) return;
     const destName = destinationName(destination, image.destRepository, image.tag);
     try {
-      const [expected, current] = await checkLimit(() =>
-        Promise.all([image.expectedDigest(), currentDigest(destination, image, bundleImages?.images)]),
-      );
+      const recorded = state?.get(destName);
+      const [expected, current] = await checkLimit(async () => {
+        if (recorded === undefined) {
+          return Promise.all([
+            image.expectedDigest(),
+            currentDigest(destination, image, bundleImages?.images),
+          ]);
+        }
+        const [digest, listed] = await Promise.all([
+          image.expectedDigest(),
+          listedTags(image.destRepository),
+        ]);
+        if (digest === recorded && listed.has(image.tag)) return [digest, digest];
+        return [digest, await currentDigest(destination, image, bundleImages?.images)];
+      });
       if (current === expected) {
         items.push({
           source: image.sourceName,
@@ -130,6 +167,7 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
           action: 'up-to-date',
           digest: expected,
         });
+        nextState.set(destName, expected);
         logger.info(`up to date: ${destName} (${expected})`);
         return;
       }
@@ -154,8 +192,10 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
         bundleImages.images.push(entry);
       }
       items.push({ source: image.sourceName, destination: destName, action: 'copy', digest: result.digest });
+      nextState.set(destName, result.digest);
       logger.info(`copied: ${image.sourceName} -> ${destName} (${result.digest})`);
     } catch (err) {
+      nextState.delete(destName);
       const message = err instanceof Error ? err.message : String(err);
       items.push({ source: image.sourceName, destination: destName, action: 'failed', error: message });
       logger.warn(`failed: ${image.sourceName}: ${message}`);
@@ -172,6 +212,10 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
     if (bundleImages && !options.dryRun) {
       await writeBundleIndex((destination as { dir: string }).dir, bundleImages.images);
     }
+  }
+  if (options.stateFile && !options.dryRun) {
+    for (const item of items) if (item.action === 'delete') nextState.delete(item.destination);
+    await writeSyncState(options.stateFile, nextState);
   }
   const report: SyncReport = {
     items,
@@ -286,6 +330,17 @@ async function currentDigest(
   return head?.digest;
 }
 
+/** A destination repository's tags; none when the repository does not exist yet. */
+function listTagsOrNone(
+  destination: Extract<SyncDestination, { kind: 'registry' }>,
+  repository: string,
+): Promise<string[]> {
+  return destination.client.listTags({ registry: destination.registry, repository }).catch((err: unknown) => {
+    if (isGantryError(err, 'NOT_FOUND')) return [] as string[];
+    throw err;
+  });
+}
+
 async function copyOne(
   image: PlannedImage,
   destination: SyncDestination,
@@ -350,10 +405,7 @@ async function deleteExtraneous(
   }
   for (const [repository, tags] of wanted) {
     const location = { registry: destination.registry, repository };
-    const existing = await destination.client.listTags(location).catch((err: unknown) => {
-      if (isGantryError(err, 'NOT_FOUND')) return [] as string[];
-      throw err;
-    });
+    const existing = await listTagsOrNone(destination, repository);
     const keepDigests = new Set<string>();
     const extraneous: { tag: string; digest: string }[] = [];
     for (const tag of existing) {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isGantryError } from '../../src/errors/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
+import { startFaultProxy } from '../harness/fault-proxy.js';
 import { makeImageLayout, pushFixture } from '../harness/fixtures.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { gantry, gantryOk } from '../support/cli.js';
@@ -80,6 +81,64 @@ describe('registry to registry', () => {
     const third = await syncJson([`docker://${src.host}/lib/app`, `docker://${dst.host}/mirror`]);
     expect(third.copied).toBe(1);
     expect(third.items.find((i) => i.action === 'copy')?.digest).toBe(changed.digest);
+  });
+
+  it('with --state, a re-run asks the destination only for its tag list, and still repairs a lost tag', async () => {
+    const seen: string[] = [];
+    const proxy = await startFaultProxy(dst, [
+      {
+        name: 'record',
+        action: 'status',
+        status: 500,
+        match: (r) => {
+          seen.push(`${r.method} ${r.path}`);
+          return false;
+        },
+      },
+    ]);
+    const state = join(work, 'sync-state.json');
+    const args = ['--state', state, `docker://${src.host}/lib/app`, `docker://${proxy.host}/stated`];
+    try {
+      const first = await syncJson(args);
+      expect(first.copied).toBe(TAGS.length);
+      const recorded = JSON.parse(await readFile(state, 'utf8')) as {
+        version: number;
+        tags: Record<string, string>;
+      };
+      expect(recorded.version).toBe(1);
+      for (const item of first.items) expect(recorded.tags[item.destination]).toBe(item.digest);
+
+      seen.length = 0;
+      const second = await syncJson(args);
+      expect(second.upToDate).toBe(TAGS.length);
+      expect(seen).toEqual(['GET /v2/stated/lib/app/tags/list']);
+
+      // A tag lost in the destination behind the sync's back is noticed through the tag list and copied again.
+      const lost = first.items.find((i) => i.destination.endsWith(':edge'));
+      await client.deleteManifest({ registry: dst.host, repository: 'stated/lib/app' }, lost!.digest!);
+      const third = await syncJson(args);
+      expect(third.copied).toBe(1);
+      expect(await tagsOf(dst, 'stated/lib/app')).toEqual([...TAGS].sort());
+    } finally {
+      await proxy.stop();
+    }
+
+    await writeFile(state, '{"version": 1, "tags": {"x": 42}}');
+    const bad = await gantry(['sync', ...args]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(state);
+    expect(bad.stderr).toContain('not a gantry sync state file');
+    const bundle = await gantry([
+      'sync',
+      '--state',
+      state,
+      '--dest',
+      'bundle',
+      `docker://${src.host}/lib/app`,
+      work,
+    ]);
+    expect(bundle.code).toBe(2);
+    expect(bundle.stderr).toContain('--state needs a registry destination');
   });
 
   it('selects tags from YAML by list, regex and semver range', async () => {

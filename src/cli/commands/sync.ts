@@ -43,6 +43,12 @@ const flags = {
   'delete-extraneous': { type: 'boolean', description: 'delete destination tags the source no longer has' },
   'keep-going': { type: 'boolean', description: 'continue after an image fails; exit non-zero at the end' },
   'dry-run': { type: 'boolean', description: 'show what would be copied or deleted, change nothing' },
+  state: {
+    type: 'string',
+    valueName: 'FILE',
+    description:
+      'remember synced digests in FILE; re-runs skip asking the destination about unchanged tags (trusts that only this sync writes them)',
+  },
   shard: { type: 'string', valueName: 'I/N', description: 'handle only shard I of N (for CI matrices)' },
   jobs: {
     type: 'string',
@@ -140,6 +146,7 @@ export const command: Command = {
       deleteExtraneous: f['delete-extraneous'],
       keepGoing: f['keep-going'],
       dryRun: f['dry-run'],
+      stateFile: f.state,
       shard: f.shard ? parseShard(f.shard) : undefined,
       blobConcurrency: parseCount(f, 'jobs', 6, 64) || 1,
       imageConcurrency: parseCount(f, 'image-jobs', 3, 64) || 1,
