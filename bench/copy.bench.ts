@@ -6,7 +6,7 @@
  *  - warm copy of the same image (the destination has every blob and the manifest)
  *  - --all copy of a two-platform index (cold)
  *  - inspect latency
- *  - sync of 50 tags that are already mirrored
+ *  - sync of 50 tags that are already mirrored, without and with --state
  *  - peak RSS of gantry while copying a 1 GiB layer (set BENCH_BIG=0 to skip)
  */
 import { execFile } from 'node:child_process';
@@ -170,6 +170,14 @@ try {
   }
   const syncTimes = await fresh(async (dst) => {
     const gantrySync = gantry('sync', `docker://${src.host}/bench/many`, `docker://${dst.host}/g`);
+    // The same sync remembering digests between runs (sync/state.ts): the destination is asked for tag lists only.
+    const gantryStateSync = gantry(
+      'sync',
+      '--state',
+      join(work, 'sync-state.json'),
+      `docker://${src.host}/bench/many`,
+      `docker://${dst.host}/g`,
+    );
     const skopeoSync = skopeo(
       'sync',
       '--src',
@@ -181,15 +189,18 @@ try {
       `${dst.host}/s`,
     );
     await timed(gantrySync);
+    await timed(gantryStateSync);
     await timed(skopeoSync);
-    const out = { g: [] as number[], s: [] as number[] };
+    const out = { g: [] as number[], state: [] as number[], s: [] as number[] };
     for (let i = 0; i < RUNS; i++) {
       out.g.push((await timed(gantrySync)).seconds);
+      out.state.push((await timed(gantryStateSync)).seconds);
       out.s.push((await timed(skopeoSync)).seconds);
     }
     return out;
   });
   report('sync of 50 already-mirrored tags', syncTimes.g, syncTimes.s);
+  report('sync of 50 already-mirrored tags, --state', syncTimes.state, syncTimes.s);
 
   if (process.env.BENCH_BIG !== '0') {
     const huge = await makeImageLayout({
