@@ -3,7 +3,6 @@
  * Created, DockerVersion, Labels, Architecture, Os, Layers, LayersData, Env) so scripts written for skopeo keep
  * working. Reads manifests and the config blob through any ImageSource.
  */
-import { pipeline } from 'node:stream';
 import { GantryError } from '../errors/index.js';
 import {
   hostPlatform,
@@ -15,7 +14,7 @@ import {
   type RawManifest,
 } from '../oci/index.js';
 import type { ImageSource } from '../transports/types.js';
-import { VerifyingStream } from '../util/verify-stream.js';
+import { readVerified } from '../util/verify-stream.js';
 
 export interface ImageConfig {
   architecture?: string;
@@ -94,14 +93,11 @@ export async function readConfig(
       },
     );
   }
-  const stream = pipeline(
-    await source.getBlob(descriptor),
-    new VerifyingStream({ digest: descriptor.digest, size: descriptor.size, subject: source.name }),
-    () => {},
-  );
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  const bytes = Buffer.concat(chunks);
+  const bytes = await readVerified(await source.getBlob(descriptor), {
+    digest: descriptor.digest,
+    size: descriptor.size,
+    subject: source.name,
+  });
   try {
     return { bytes, config: JSON.parse(bytes.toString('utf8')) as ImageConfig };
   } catch (cause) {

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { GantryError } from '../../src/errors/index.js';
 import { sha256Digest } from '../../src/oci/index.js';
-import { VerifyingStream } from '../../src/util/verify-stream.js';
+import { readVerified, VerifyingStream } from '../../src/util/verify-stream.js';
 
 // Non-periodic content, so reordering or shifting bytes really changes the blob.
 const blob = Buffer.concat(
@@ -127,5 +127,28 @@ describe('VerifyingStream', () => {
     ])('still fails with SIZE_MISMATCH when %s', async (_what, rest) => {
       expect((await run([rest], { offset })).error?.code).toBe('SIZE_MISMATCH');
     });
+  });
+});
+
+describe('readVerified', () => {
+  const read = (chunks: Buffer[], options: Partial<Parameters<typeof readVerified>[1]> = {}) =>
+    readVerified(Readable.from(chunks), { digest, size: blob.length, subject: 'reg/app@cfg', ...options });
+
+  it('returns the whole blob when size and digest match', async () => {
+    expect((await read(split(blob, 1000))).equals(blob)).toBe(true);
+  });
+
+  it.each([
+    ['changed content', [Buffer.from(blob).fill(0, 10, 11)], 'DIGEST_MISMATCH'],
+    ['a short body', [blob.subarray(0, 100)], 'SIZE_MISMATCH'],
+    ['a long body', [blob, Buffer.from('x')], 'SIZE_MISMATCH'],
+  ])('fails on %s, naming the source', async (_why, chunks, code) => {
+    const error = await read(chunks).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(GantryError);
+    expect((error as GantryError).code).toBe(code);
+    expect((error as GantryError).message).toContain('reg/app@cfg');
   });
 });

@@ -40,14 +40,12 @@ export const command: Command = {
         return 0;
       }
       // The tag list is fetched while the manifest and config are: on a nearby registry the round trips are
-      // most of an inspect's time.
+      // most of an inspect's time. The manifest goes first, since the config request waits for it.
+      const resolving = resolveImage(source, f.platform ? parsePlatform(f.platform) : undefined);
       const listing =
         ref.transport === 'docker' && !f['no-tags'] && !f.config ? registry.listTags(ref.image) : undefined;
       listing?.catch(() => undefined);
-      const { top, manifest } = await resolveImage(
-        source,
-        f.platform ? parsePlatform(f.platform) : undefined,
-      );
+      const { top, manifest } = await resolving;
       const { bytes, config } = await readConfig(source, manifest);
       if (f.config) {
         process.stdout.write(f.raw ? bytes : `${JSON.stringify(config, null, 4)}\n`);
