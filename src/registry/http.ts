@@ -96,7 +96,9 @@ export class RegistryHttp {
     let guessed = await this.guessBaseUrl(req, replayable);
     let base = guessed ?? (await this.baseUrl(req.registry));
     let url = new URL(req.path, base);
-    const ownHost = url.host === new URL(base).host;
+    // The registry's own origin: a redirect to another host, or to plain HTTP on the same one, gets no
+    // Authorization.
+    const ownHost = url.origin === new URL(base).origin;
     let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
       const headers = { ...req.headers };
@@ -155,7 +157,10 @@ export class RegistryHttp {
    */
   private async guessBaseUrl(req: RegistryRequest, replayable: boolean): Promise<string | undefined> {
     if (!replayable || !req.path.startsWith('/') || this.baseUrls.has(req.registry)) return undefined;
-    if (await this.auth.hasCredential(req.registry)) return undefined;
+    // A lookup that fails (e.g. a configured credential helper that is not installed) matters only if the
+    // registry asks for credentials: leave it to the probe and the challenge, as without the guess.
+    const credentialed = await this.auth.hasCredential(req.registry).catch(() => true);
+    if (credentialed) return undefined;
     // Another request may have resolved it meanwhile.
     if (this.baseUrls.has(req.registry)) return undefined;
     const host = registryEndpointHost(req.registry);

@@ -81,7 +81,7 @@ export class Transport {
         ...(opts.signal ? { signal: opts.signal } : {}),
       };
       const req = tls ? tls.httpsRequest(url, options as never) : httpRequest(url, options);
-      req.on('response', (message) => resolve(responseData(message)));
+      req.on('response', (message) => resolve(responseData(message, timeoutMs)));
       // Also after the response: a body still streaming up may fail later, and that must not go unhandled.
       req.on('error', reject);
       req.on('timeout', () => req.destroy(timeoutError(timeoutMs)));
@@ -143,7 +143,16 @@ function loadTls(): Promise<TlsModule> {
   return tlsModule;
 }
 
-function responseData(message: IncomingMessage): ResponseData {
+function responseData(message: IncomingMessage, idleMs: number): ResponseData {
+  // The idle timeout is for a registry that stops sending, not for a reader that stops reading: while the
+  // body is paused for back-pressure (a slow destination), the socket's timer is off.
+  const socket = message.socket;
+  message.on('pause', () => {
+    if (!message.complete) socket?.setTimeout(0);
+  });
+  message.on('resume', () => {
+    if (!message.complete) socket?.setTimeout(idleMs);
+  });
   const body = Object.assign(message, { dump: () => drain(message) });
   return { statusCode: message.statusCode ?? 0, headers: message.headersDistinct, body };
 }

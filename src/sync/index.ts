@@ -21,7 +21,7 @@ import {
   writeBundleIndex,
 } from './bundle.js';
 import { type SyncSourceRepo, selectTags, shardOf } from './config.js';
-import { readSyncState, type SyncState, writeSyncState } from './state.js';
+import { SyncStateFile } from './state.js';
 
 /** The OCI layout transport, loaded only for air-gap bundles (registry-to-registry syncs start faster). */
 const ociLayout = () => import('../transports/oci-layout.js');
@@ -118,8 +118,7 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
       '--state needs a registry destination (a bundle records what it holds itself)',
     );
   }
-  const state = options.stateFile ? await readSyncState(options.stateFile) : undefined;
-  const nextState: SyncState = new Map(state);
+  const state = options.stateFile ? await SyncStateFile.open(options.stateFile) : undefined;
   const destTags = new Map<string, Promise<Set<string>>>();
   /** The destination's tags of a repository, listed once per sync (only with a state file). */
   const listedTags = (repository: string): Promise<Set<string>> => {
@@ -145,7 +144,7 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
     if (stop) return;
     const destName = destinationName(destination, image.destRepository, image.tag);
     try {
-      const recorded = state?.get(destName);
+      const recorded = state?.recorded(destName);
       const [expected, current] = await checkLimit(async () => {
         if (recorded === undefined) {
           return Promise.all([
@@ -155,9 +154,10 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
         }
         const [digest, listed] = await Promise.all([
           image.expectedDigest(),
-          listedTags(image.destRepository),
+          // Without a tag list (e.g. not allowed to list), the tag is asked for as without a state file.
+          listedTags(image.destRepository).catch(() => undefined),
         ]);
-        if (digest === recorded && listed.has(image.tag)) return [digest, digest];
+        if (digest === recorded && listed?.has(image.tag)) return [digest, digest];
         return [digest, await currentDigest(destination, image, bundleImages?.images)];
       });
       if (current === expected) {
@@ -167,7 +167,7 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
           action: 'up-to-date',
           digest: expected,
         });
-        nextState.set(destName, expected);
+        state?.set(destName, expected);
         logger.info(`up to date: ${destName} (${expected})`);
         return;
       }
@@ -180,6 +180,7 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
         const entry = image.bundleEntry;
         await copyLimit(() => verifyBundleImage((options.source as { dir: string }).dir, entry, verified));
       }
+      await state?.forget(destName);
       const result = await copyLimit(() => copyOne(image, destination, options));
       if (bundleImages) {
         const entry: BundleEntry = {
@@ -192,10 +193,10 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
         bundleImages.images.push(entry);
       }
       items.push({ source: image.sourceName, destination: destName, action: 'copy', digest: result.digest });
-      nextState.set(destName, result.digest);
+      state?.set(destName, result.digest);
       logger.info(`copied: ${image.sourceName} -> ${destName} (${result.digest})`);
     } catch (err) {
-      nextState.delete(destName);
+      state?.drop(destName);
       const message = err instanceof Error ? err.message : String(err);
       items.push({ source: image.sourceName, destination: destName, action: 'failed', error: message });
       logger.warn(`failed: ${image.sourceName}: ${message}`);
@@ -203,19 +204,23 @@ export async function sync(options: SyncOptions): Promise<SyncReport> {
       if (!options.keepGoing) stop = true;
     }
   };
-  await Promise.all(mine.map((image) => runOne(image)));
-  if (bundleImages && !options.dryRun)
-    await writeBundleIndex((destination as { dir: string }).dir, bundleImages.images);
-
-  if (options.deleteExtraneous && !stop) {
-    items.push(...(await deleteExtraneous(destination, wanted, bundleImages?.images, options, logger)));
-    if (bundleImages && !options.dryRun) {
+  try {
+    await Promise.all(mine.map((image) => runOne(image)));
+    if (bundleImages && !options.dryRun)
       await writeBundleIndex((destination as { dir: string }).dir, bundleImages.images);
+
+    if (options.deleteExtraneous && !stop) {
+      items.push(...(await deleteExtraneous(destination, wanted, bundleImages?.images, options, logger)));
+      if (bundleImages && !options.dryRun) {
+        await writeBundleIndex((destination as { dir: string }).dir, bundleImages.images);
+      }
     }
-  }
-  if (options.stateFile && !options.dryRun) {
-    for (const item of items) if (item.action === 'delete') nextState.delete(item.destination);
-    await writeSyncState(options.stateFile, nextState);
+  } finally {
+    // Saved however the run ends, so what it did check or copy is not checked in full again next time.
+    if (state && !options.dryRun) {
+      for (const item of items) if (item.action === 'delete') state.drop(item.destination);
+      await state.save();
+    }
   }
   const report: SyncReport = {
     items,

@@ -4,7 +4,10 @@
  * digest, but a tag whose digest equals the record and that the destination still lists (one tag list per
  * repository) is up to date without a request of its own to the destination: half the requests of a mirror
  * that did not change. The price is trust: a tag someone else re-pushed in the destination is not noticed
- * until the source changes or the state file is dropped. The file is JSON, written whole and atomically.
+ * until the source changes or the state file is dropped. The file is JSON, written whole and atomically; a
+ * run forgets a tag on disk before it overwrites that tag, and merges only the entries it changed into the
+ * file as it stands when saving, so neither a run killed mid-copy nor shards sharing one file leave a record
+ * of a digest the destination no longer holds.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -71,5 +74,55 @@ export async function writeSyncState(file: string, state: SyncState): Promise<vo
   } catch (err) {
     await rm(temporary, { force: true });
     throw new GantryError('IO', 'cannot write the sync state file', { subject: file, cause: err });
+  }
+}
+
+/** The state file of one sync run: read once, changed as images are checked and copied, saved by merging. */
+export class SyncStateFile {
+  /** Entries this run set (digest) or removed (undefined); only these are merged into the file. */
+  private readonly changes = new Map<string, string | undefined>();
+  private writing: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly file: string,
+    private readonly recordedAtStart: SyncState,
+  ) {}
+
+  static async open(file: string): Promise<SyncStateFile> {
+    return new SyncStateFile(file, await readSyncState(file));
+  }
+
+  /** The digest recorded for a destination tag when this run started. */
+  recorded(name: string): string | undefined {
+    return this.recordedAtStart.get(name);
+  }
+
+  set(name: string, digest: string): void {
+    this.changes.set(name, digest);
+  }
+
+  /** Drops a tag's record at the next save (it failed, or was deleted). */
+  drop(name: string): void {
+    this.changes.set(name, undefined);
+  }
+
+  /** Drops a tag's record on disk now, before its destination changes. */
+  async forget(name: string): Promise<void> {
+    this.drop(name);
+    if (this.recordedAtStart.has(name)) await this.save();
+  }
+
+  /** Merges this run's changes into the file as it is now; saves run one at a time. */
+  save(): Promise<void> {
+    const next = this.writing.then(async () => {
+      const merged = await readSyncState(this.file);
+      for (const [name, digest] of this.changes) {
+        if (digest === undefined) merged.delete(name);
+        else merged.set(name, digest);
+      }
+      await writeSyncState(this.file, merged);
+    });
+    this.writing = next.catch(() => undefined);
+    return next;
   }
 }

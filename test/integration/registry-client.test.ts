@@ -120,6 +120,34 @@ describe('RegistryClient on a plain registry', () => {
     expect(await sha256(tail)).toBe(sha256Digest(bytes.subarray(1_000_000)));
   });
 
+  it('does not time out a download whose reader pauses longer than the idle timeout', async () => {
+    const repo = { registry: registry.host, repository: 'plain/paused' };
+    const { bytes, descriptor } = blob(8 << 20);
+    await client.uploadBlob(repo, descriptor, opener(bytes));
+    const notes: string[] = [];
+    const note = (message: string) => notes.push(message);
+    const impatient = new RegistryClient({
+      requestTimeoutMs: 300,
+      logger: { info: note, warn: note, debug: note },
+    });
+    try {
+      const stream = await impatient.getBlob(repo, descriptor);
+      const hash = createHash('sha256');
+      let paused = false;
+      for await (const chunk of stream) {
+        hash.update(chunk as Buffer);
+        if (!paused) {
+          paused = true;
+          await new Promise((resolve) => setTimeout(resolve, 1200));
+        }
+      }
+      expect(`sha256:${hash.digest('hex')}`).toBe(descriptor.digest);
+      expect(notes.filter((n) => n.includes('interrupted'))).toEqual([]);
+    } finally {
+      await impatient.close();
+    }
+  });
+
   it('uploads in chunks', async () => {
     const repo = { registry: registry.host, repository: 'chunked/app' };
     const { bytes, descriptor } = blob(2_500_000);
