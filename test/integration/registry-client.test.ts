@@ -120,6 +120,21 @@ describe('RegistryClient on a plain registry', () => {
     expect(await sha256(tail)).toBe(sha256Digest(bytes.subarray(1_000_000)));
   });
 
+  it('reaches a registry that asks for no credentials even when looking them up fails', async () => {
+    const manifest = await pushImage('guess/helper', 'v1');
+    const broken = new RegistryClient({
+      credentials: async () => {
+        throw new Error('docker-credential-desktop not found on PATH');
+      },
+    });
+    try {
+      const head = await broken.headManifest({ registry: registry.host, repository: 'guess/helper' }, 'v1');
+      expect(head?.digest).toBe(manifest.digest);
+    } finally {
+      await broken.close();
+    }
+  });
+
   it('does not time out a download whose reader pauses longer than the idle timeout', async () => {
     const repo = { registry: registry.host, repository: 'plain/paused' };
     const { bytes, descriptor } = blob(8 << 20);
