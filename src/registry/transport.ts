@@ -81,10 +81,19 @@ export class Transport {
         ...(opts.signal ? { signal: opts.signal } : {}),
       };
       const req = tls ? tls.httpsRequest(url, options as never) : httpRequest(url, options);
-      req.on('response', (message) => resolve(responseData(message, timeoutMs)));
+      let response: IncomingMessage | undefined;
+      req.on('response', (message) => {
+        response = message;
+        resolve(responseData(message, timeoutMs));
+      });
       // Also after the response: a body still streaming up may fail later, and that must not go unhandled.
       req.on('error', reject);
-      req.on('timeout', () => req.destroy(timeoutError(timeoutMs)));
+      req.on('timeout', () => {
+        const error = timeoutError(timeoutMs);
+        // Mid-body, the reader should hear "timed out", not the "aborted" the socket's end would give it.
+        if (response && !response.complete) response.destroy(error);
+        req.destroy(error);
+      });
       const body = opts.body;
       if (body === undefined || Buffer.isBuffer(body)) req.end(body);
       else pipeline(body, req, () => undefined);

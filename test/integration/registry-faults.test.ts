@@ -3,9 +3,11 @@
  * honoured, uploads survive a 500 and the registry being killed and restarted mid-upload.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GantryError } from '../../src/errors/index.js';
 import { type Descriptor, MediaType, sha256Digest } from '../../src/oci/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import type { Logger } from '../../src/util/log.js';
@@ -88,6 +90,56 @@ describe('RegistryClient resilience', () => {
         await client.close();
       },
     );
+  });
+
+  it('gives up on a registry that stops answering, with TIMEOUT, after its retries', async () => {
+    // A loopback "registry" that reads requests and never answers, or answers a blob and then stalls.
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('data', (data) => {
+        if (data.toString('latin1').startsWith('GET /v2/stall/blobs/')) {
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' + 'x'.repeat(100));
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = new RegistryClient({ requestTimeoutMs: 200, maxRetries: 1, retryBaseDelayMs: 10 });
+    try {
+      const started = Date.now();
+      const headError = await client.headManifest({ registry: host, repository: 'stall' }, 'v1').then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((headError as GantryError).code).toBe('TIMEOUT');
+      expect((headError as GantryError).message).toContain(host);
+      expect(Date.now() - started).toBeLessThan(10_000);
+
+      const digest = `sha256:${'0'.repeat(64)}`;
+      const stream = await client.getBlob(
+        { registry: host, repository: 'stall' },
+        {
+          mediaType: MediaType.ociLayerGzip,
+          digest,
+          size: 1000,
+        },
+      );
+      const readError = await (async () => {
+        for await (const _chunk of stream) {
+          // read until the stall
+        }
+      })().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((readError as GantryError).code).toBe('TIMEOUT');
+    } finally {
+      await client.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('honours Retry-After on 429 and logs it', async () => {
