@@ -2,7 +2,8 @@
  * Copier benchmark: gantry against skopeo on this machine, in the same run, on the same registries.
  * Prints medians and gantry/skopeo ratios (lower is better for gantry). Not a test: nothing is asserted.
  *
- *  - cold copy of a ~200 MiB, 6-layer image registry -> registry (a fresh destination registry per run)
+ *  - cold copy of a ~200 MiB, 6-layer image registry -> registry (a fresh destination registry per run), and
+ *    the destination registry ingesting the same layers from curl alone (the floor any copier has here)
  *  - warm copy of the same image (the destination has every blob and the manifest)
  *  - --all copy of a two-platform index (cold)
  *  - inspect latency
@@ -13,7 +14,12 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeImageLayout, makeIndexLayout, pushFixture } from '../test/harness/fixtures.js';
+import {
+  type FixtureImage,
+  makeImageLayout,
+  makeIndexLayout,
+  pushFixture,
+} from '../test/harness/fixtures.js';
 import { startRegistry, type TestRegistry } from '../test/harness/registry.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -52,6 +58,34 @@ function timed(cmd: string[]): Promise<Timed> {
       },
     );
   });
+}
+
+/**
+ * The floor of a cold copy on this machine: the destination registry taking the same layers from curl, six
+ * uploads at once from files in the page cache, with no source registry and no copier running.
+ */
+const INGEST_SCRIPT = `
+host=$1; shift
+pids=()
+while [ $# -gt 0 ]; do
+  digest=$1 file=$2; shift 2
+  (
+    loc=$(curl -sf -X POST -D - -o /dev/null "http://$host/v2/ingest/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    case $loc in http*) ;; *) loc="http://$host$loc" ;; esac
+    case $loc in *?*) sep='&' ;; *) sep='?' ;; esac
+    curl -sf -X PUT -H 'content-type: application/octet-stream' --data-binary "@$file" "$loc\${sep}digest=$digest" -o /dev/null
+  ) &
+  pids+=($!)
+done
+for pid in "\${pids[@]}"; do wait "$pid" || exit 1; done
+`;
+
+function ingestOnly(host: string, image: FixtureImage): string[] {
+  const blobs = image.layers.flatMap((l) => [
+    l.digest,
+    join(image.layoutDir, 'blobs', 'sha256', l.digest.slice('sha256:'.length)),
+  ]);
+  return ['bash', '-c', INGEST_SCRIPT, 'ingest', host, ...blobs];
 }
 
 const gantry = (...args: string[]): string[] => [GANTRY, ...args, '--quiet'];
@@ -104,7 +138,7 @@ try {
   const srcIndex = `docker://${await pushFixture(index, src, 'bench/index:v1')}`;
 
   // Cold copy: a fresh destination registry each run; skopeo's blob-info cache removed so it cannot mount.
-  const cold = { g: [] as number[], s: [] as number[] };
+  const cold = { g: [] as number[], s: [] as number[], ingest: [] as number[] };
   const all = { g: [] as number[], s: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
     cold.g.push(
@@ -119,6 +153,7 @@ try {
           (await timed(skopeo('copy', ...insecure, srcBig, `docker://${dst.host}/c/img:v1`))).seconds,
       ),
     );
+    cold.ingest.push(await fresh(async (dst) => (await timed(ingestOnly(dst.host, big))).seconds));
     all.g.push(
       await fresh(
         async (dst) =>
@@ -135,6 +170,7 @@ try {
     );
   }
   report('cold copy 200 MiB / 6 layers', cold.g, cold.s);
+  report('  its floor: the registry ingesting the layers from curl', cold.ingest, cold.s);
   report('copy --all, 2-platform index', all.g, all.s);
 
   // Warm copy: the destination already has everything.
