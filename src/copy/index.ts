@@ -40,7 +40,7 @@ export interface CopyOptions {
   removeSignatures?: boolean;
   /** Store the image by digest only, without the destination's tag (e.g. children for `manifest create`). */
   untagged?: boolean;
-  /** Parallel transfers of blobs over 1 MiB (default 6); smaller blobs have 8 slots of their own. */
+  /** Parallel transfers of blobs over 1 MiB (default 6); smaller blobs have as many slots of their own. */
   concurrency?: number;
   logger?: Logger;
   progress?: CopyProgress;
@@ -62,9 +62,8 @@ const FOREIGN_LAYER_TYPES = new Set([
   'application/vnd.oci.image.layer.nondistributable.v1.tar',
 ]);
 
-/** Blobs up to this size (configs, small layers) have their own transfer slots, apart from `concurrency`. */
+/** Blobs up to this size (configs, small layers) have as many transfer slots again, of their own. */
 const SMALL_BLOB_BYTES = 1 << 20;
-const SMALL_BLOB_CONCURRENCY = 8;
 
 /** Copies the image `source` names to `destination`; see the module comment for the order of writes. */
 export async function copyImage(
@@ -88,7 +87,7 @@ export async function copyImage(
 class CopyRun {
   readonly logger: Logger;
   private readonly limit: ReturnType<typeof pLimit>;
-  private readonly smallLimit = pLimit(SMALL_BLOB_CONCURRENCY);
+  private readonly smallLimit: ReturnType<typeof pLimit>;
   /** Blob copies by digest, so a layer shared by several images is transferred once. */
   private readonly blobs = new Map<string, Promise<void>>();
   private readonly counts: Record<BlobOutcome, number> = { copied: 0, skipped: 0 };
@@ -107,6 +106,7 @@ class CopyRun {
   ) {
     this.logger = options.logger ?? silentLogger;
     this.limit = pLimit(Math.max(1, options.concurrency ?? 6));
+    this.smallLimit = pLimit(Math.max(1, options.concurrency ?? 6));
   }
 
   async copy(): Promise<CopyResult> {
