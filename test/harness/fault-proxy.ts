@@ -47,6 +47,8 @@ export interface FaultProxy {
   url: string;
   /** How many times the named rule has been applied. */
   hits(ruleName: string): number;
+  /** Every request seen, as `METHOD path`, in arrival order (clear it with `requests.length = 0`). */
+  requests: string[];
   stop(): Promise<void>;
 }
 
@@ -90,6 +92,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
   const ca = target.caCertPath ? readFileSync(target.caCertPath) : undefined;
   const counts = new Map<string, number>(rules.map((r) => [r.name, 0]));
   const sockets = new Set<Socket>();
+  const requests: string[] = [];
   let proxyOrigin = '';
 
   const pickRule = (req: FaultRequest): FaultRule | undefined => {
@@ -113,6 +116,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const info: FaultRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers };
+    requests.push(`${info.method} ${info.path}`);
     const rule = pickRule(info);
     if (rule?.action === 'status') {
       req.resume();
@@ -164,6 +168,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
     host,
     url: proxyOrigin,
     hits: (name) => counts.get(name) ?? 0,
+    requests,
     stop: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

@@ -84,18 +84,8 @@ describe('registry to registry', () => {
   });
 
   it('with --state, a re-run asks the destination only for its tag list, and still repairs a lost tag', async () => {
-    const seen: string[] = [];
-    const proxy = await startFaultProxy(dst, [
-      {
-        name: 'record',
-        action: 'status',
-        status: 500,
-        match: (r) => {
-          seen.push(`${r.method} ${r.path}`);
-          return false;
-        },
-      },
-    ]);
+    const proxy = await startFaultProxy(dst, []);
+    const seen = proxy.requests;
     const state = join(work, 'sync-state.json');
     const args = ['--state', state, `docker://${src.host}/lib/app`, `docker://${proxy.host}/stated`];
     try {
