@@ -1,9 +1,10 @@
 /**
  * registry/transport: the connection layer under the registry client, on Node's own http/https. One keep-alive
- * agent for plain HTTP and one per set of TLS options (CA bundle, client certificate, verification), TLS
- * material from a containers-style cert dir, and classification of low-level failures (TLS, handshake,
- * network, timeout) so callers can decide on retries and the HTTPS→HTTP fallback for loopback and insecure
- * registries. Why not undici, which the project first chose: docs/registry-client.md ("HTTP stack").
+ * agent for plain HTTP and one per set of TLS options (CA bundle, client certificate, verification; read by
+ * registry/tls.ts, loaded on the first HTTPS request), idle timeouts, and classification of low-level
+ * failures (TLS, handshake, network, timeout) so callers can decide on retries and the HTTPS→HTTP fallback
+ * for loopback and insecure registries. Why not undici, which the project first chose:
+ * docs/registry-client.md ("HTTP stack").
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
@@ -69,18 +70,20 @@ export class Transport {
    */
   async send(url: URL, opts: SendOptions): Promise<ResponseData> {
     const tls = url.protocol === 'https:' ? await loadTls() : undefined;
-    const agent = tls ? await this.tlsAgentFor(tls, url.host) : this.httpAgent();
+    const tlsAgent = tls ? await this.tlsAgentFor(tls, url.host) : undefined;
     const timeoutMs = this.options.requestTimeoutMs;
     return new Promise<ResponseData>((resolve, reject) => {
       const options = {
         method: opts.method,
         headers: { 'user-agent': this.options.userAgent, ...opts.headers },
-        agent,
         // Idle time on the socket, connecting included: a stalled registry fails instead of hanging.
         timeout: timeoutMs,
         ...(opts.signal ? { signal: opts.signal } : {}),
       };
-      const req = tls ? tls.httpsRequest(url, options as never) : httpRequest(url, options);
+      const req =
+        tls && tlsAgent
+          ? tls.httpsRequest(url, { ...options, agent: tlsAgent })
+          : httpRequest(url, { ...options, agent: this.httpAgent() });
       let response: IncomingMessage | undefined;
       req.on('response', (message) => {
         response = message;
@@ -182,7 +185,8 @@ function drain(message: IncomingMessage): Promise<void> {
 }
 
 function timeoutError(ms: number): Error {
-  return Object.assign(new Error(`no data from the registry for ${Math.round(ms / 1000)} s`), {
+  const span = ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+  return Object.assign(new Error(`no data from the registry for ${span}`), {
     code: 'ETIMEDOUT',
   });
 }
