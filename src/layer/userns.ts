@@ -4,10 +4,8 @@
  * rootless container wrote: there each file shows the ids the container gave it, not the caller's subordinate
  * ids, and the namespace's root can read files the container made unreadable.
  */
-import { spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
-import { GantryError } from '../errors/index.js';
-import { sandboxHelperPath } from '../sandbox/helper.js';
+import { runHelper } from '../sandbox/helper.js';
 import type { IdMaps } from '../sandbox/spec.js';
 
 /** What the helper reads: the addon's createLayer options plus the id maps (field names match layer.rs). */
@@ -33,26 +31,9 @@ export async function createLayerInNamespace(
   request: NamespacedLayerRequest,
   specFile: string,
 ): Promise<NamespacedLayerReport> {
-  const helper = sandboxHelperPath();
   await writeFile(specFile, JSON.stringify(request), { mode: 0o600 });
   try {
-    const { code, out, err } = await new Promise<{ code: number | null; out: string; err: string }>(
-      (resolve, reject) => {
-        // newuidmap/newgidmap are found on PATH; nothing else of gantry's environment goes to the helper.
-        const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
-        const child = spawn(helper, ['layer', specFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-        child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-        child.on('error', (cause) =>
-          reject(
-            new GantryError('NATIVE', `cannot start ${helper}: ${cause.message}`, { subject: helper, cause }),
-          ),
-        );
-        child.on('close', (status) => resolve({ code: status, out, err }));
-      },
-    );
+    const { code, out, err } = await runHelper(['layer', specFile]);
     if (code !== 0) throw new Error(err.trim() || `gantry-sandbox layer exited with ${code}`);
     return JSON.parse(out) as NamespacedLayerReport;
   } finally {

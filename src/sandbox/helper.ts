@@ -40,14 +40,23 @@ export function sandboxHelperPath(): string {
 
 /** The helper needs PATH (newuidmap, fuse-overlayfs) and nothing else from gantry's environment. */
 function helperEnv(): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', GANTRY_SANDBOX_EVENTS_FD: '3' };
+  return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
 }
 
-/** Runs `gantry-sandbox probe DIR` (which removes DIR's probe subdirectories again). */
-export function probeHelper(dir: string): Promise<{ rootless: LevelProbe; chroot: LevelProbe }> {
+export interface HelperOutput {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/**
+ * Runs one helper subcommand that reports through stdout and stderr (not `run`, which talks over fd 3) to its
+ * end. Rejects only when the helper cannot start; the exit code is the caller's to judge.
+ */
+export function runHelper(args: readonly string[]): Promise<HelperOutput> {
   const helper = sandboxHelperPath();
   return new Promise((resolve, reject) => {
-    const child = spawn(helper, ['probe', dir], { env: helperEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(helper, args, { env: helperEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -57,20 +66,22 @@ export function probeHelper(dir: string): Promise<{ rootless: LevelProbe; chroot
         new GantryError('NATIVE', `cannot start ${HELPER}: ${cause.message}`, { subject: helper, cause }),
       ),
     );
-    child.on('close', (code) => {
-      try {
-        if (code !== 0) throw new Error(`exited with ${code}: ${err.trim()}`);
-        resolve(JSON.parse(out) as { rootless: LevelProbe; chroot: LevelProbe });
-      } catch (cause) {
-        reject(
-          new GantryError('NATIVE', `${HELPER} probe failed: ${(cause as Error).message}`, {
-            subject: helper,
-            cause,
-          }),
-        );
-      }
-    });
+    child.on('close', (code) => resolve({ code, out, err }));
   });
+}
+
+/** Runs `gantry-sandbox probe DIR` (which removes DIR's probe subdirectories again). */
+export async function probeHelper(dir: string): Promise<{ rootless: LevelProbe; chroot: LevelProbe }> {
+  const { code, out, err } = await runHelper(['probe', dir]);
+  try {
+    if (code !== 0) throw new Error(`exited with ${code}: ${err.trim()}`);
+    return JSON.parse(out) as { rootless: LevelProbe; chroot: LevelProbe };
+  } catch (cause) {
+    throw new GantryError('NATIVE', `${HELPER} probe failed: ${(cause as Error).message}`, {
+      subject: sandboxHelperPath(),
+      cause,
+    });
+  }
 }
 
 /** Runs `gantry-sandbox own|remove` on a directory inside a user namespace with the container's id maps. */
@@ -78,22 +89,11 @@ async function treeInUserNamespace(
   action: 'own' | 'remove',
   options: { dir: string; idMaps: IdMaps },
 ): Promise<void> {
-  const helper = sandboxHelperPath();
   const specFile = `${options.dir}.${action}.json`;
   await writeFile(specFile, JSON.stringify(options), { mode: 0o600 });
   try {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn(helper, [action, specFile], {
-        env: helperEnv(),
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let err = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-      child.on('error', reject);
-      child.on('close', (code) =>
-        code === 0 ? resolve() : reject(new GantryError('NATIVE', err.trim(), { subject: options.dir })),
-      );
-    });
+    const { code, err } = await runHelper([action, specFile]);
+    if (code !== 0) throw new GantryError('NATIVE', err.trim(), { subject: options.dir });
   } finally {
     await rm(specFile, { force: true });
   }
@@ -137,7 +137,8 @@ export async function runSandbox(spec: SandboxSpec, options: { logger: Logger })
   const specFile = join(spec.scratch, 'spec.json');
   await writeFile(specFile, JSON.stringify(spec), { mode: 0o600 });
   const child = spawn(helper, ['run', specFile], {
-    env: helperEnv(),
+    // `run` reports its events on fd 3 (stdin, stdout and stderr are the container command's).
+    env: { ...helperEnv(), GANTRY_SANDBOX_EVENTS_FD: '3' },
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
   });
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
