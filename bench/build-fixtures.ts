@@ -5,10 +5,10 @@
  * `debootstrap --variant=minbase` from apt's configured mirror, turned into an OCI layout with umoci and cached
  * under the tools dir (like scripts/setup.sh caches cosign), so later runs need no network.
  */
-import { execFile } from 'node:child_process';
 import { access, appendFile, cp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { exec } from './util.js';
 
 export interface BenchCase {
   /** Short name, also the image name. */
@@ -25,15 +25,6 @@ export interface BenchCase {
 }
 
 const FIXTURES = join(process.cwd(), 'bench', 'fixtures', 'build');
-
-function exec(cmd: string, args: string[], timeoutMs = 900_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: timeoutMs }, (err, out, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed:\n${stderr}`));
-      else resolve(out);
-    });
-  });
-}
 
 /** Deterministic text of about `bytes` bytes: source-like lines, so it compresses like real code does. */
 function sourceText(seed: number, bytes: number): string {
@@ -133,7 +124,7 @@ export async function debianBaseLayout(): Promise<{ layoutDir: string; tag: stri
     () => false,
   );
   if (done) return { layoutDir, tag: DEBIAN_TAG };
-  await exec('sh', ['-c', 'command -v debootstrap && command -v umoci']).catch(() => {
+  await exec(['sh', '-c', 'command -v debootstrap && command -v umoci']).catch(() => {
     throw new Error('the Debian base needs debootstrap and umoci: apt-get install debootstrap umoci');
   });
   const mirror = await aptMirror();
@@ -143,19 +134,21 @@ export async function debianBaseLayout(): Promise<{ layoutDir: string; tag: stri
   try {
     const rootfs = join(work, 'rootfs');
     console.log(`making the Debian base with debootstrap from ${mirror} (once; cached in ${layoutDir})`);
-    await exec('debootstrap', ['--variant=minbase', DEBIAN_TAG, rootfs, mirror]);
-    await exec('sh', [
+    await exec(['debootstrap', '--variant=minbase', DEBIAN_TAG, rootfs, mirror]);
+    await exec([
+      'sh',
       '-c',
       `cd "${rootfs}" && rm -rf dev/* proc/* sys/* var/cache/apt/archives/*.deb var/lib/apt/lists/* var/log/*.log tmp/*`,
     ]);
     const layout = join(work, 'layout');
     const bundle = join(work, 'bundle');
-    await exec('umoci', ['init', '--layout', layout]);
-    await exec('umoci', ['new', '--image', `${layout}:${DEBIAN_TAG}`]);
-    await exec('umoci', ['unpack', '--image', `${layout}:${DEBIAN_TAG}`, bundle]);
-    await exec('sh', ['-c', `cp -a "${rootfs}/." "${bundle}/rootfs/"`]);
-    await exec('umoci', ['repack', '--image', `${layout}:${DEBIAN_TAG}`, bundle]);
-    await exec('umoci', [
+    await exec(['umoci', 'init', '--layout', layout]);
+    await exec(['umoci', 'new', '--image', `${layout}:${DEBIAN_TAG}`]);
+    await exec(['umoci', 'unpack', '--image', `${layout}:${DEBIAN_TAG}`, bundle]);
+    await exec(['sh', '-c', `cp -a "${rootfs}/." "${bundle}/rootfs/"`]);
+    await exec(['umoci', 'repack', '--image', `${layout}:${DEBIAN_TAG}`, bundle]);
+    await exec([
+      'umoci',
       'config',
       '--image',
       `${layout}:${DEBIAN_TAG}`,
@@ -164,7 +157,7 @@ export async function debianBaseLayout(): Promise<{ layoutDir: string; tag: stri
       '--config.cmd',
       'bash',
     ]);
-    await exec('umoci', ['gc', '--layout', layout]);
+    await exec(['umoci', 'gc', '--layout', layout]);
     await mkdir(join(layoutDir, '..'), { recursive: true });
     await rename(layout, layoutDir);
   } finally {
@@ -175,7 +168,8 @@ export async function debianBaseLayout(): Promise<{ layoutDir: string; tag: stri
 
 /** The first Debian mirror in apt's sources (deb822 `URIs:` or one-line `deb URL suite`). */
 async function aptMirror(): Promise<string> {
-  const text = await exec('sh', [
+  const text = await exec([
+    'sh',
     '-c',
     'cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null; true',
   ]);

@@ -15,18 +15,17 @@
  * gantry-test) after scripts/setup.sh, and debootstrap + umoci for the Debian base (made once, cached).
  * Run: node bench/run.mjs bench/build.bench.ts   (BENCH_RUNS=3 by default; BENCH_CASES=copy2000,run100m picks cases)
  */
-import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeImageLayout, pushFixture, skopeo } from '../test/harness/fixtures.js';
 import { startRegistry, type TestRegistry } from '../test/harness/registry.js';
 import { type BenchCase, CASES, debianBaseLayout } from './build-fixtures.js';
+import { asUser, BENCH_USER, exec, median, timeOnce } from './util.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PICKED = process.env.BENCH_CASES?.split(',').filter(Boolean);
 const GANTRY = join(process.cwd(), 'bin', 'gantry.cjs');
-const USER = 'gantry-test';
 const PHASES = ['cold', 'cached', 'changed', 'push'] as const;
 type Phase = (typeof PHASES)[number];
 const TARGETS: Partial<Record<Phase, number>> = { cold: 0.8, cached: 0.5, changed: 0.7 };
@@ -46,44 +45,6 @@ interface User {
   gid: number;
   home: string;
 }
-
-function exec(cmd: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      cmd[0] as string,
-      cmd.slice(1),
-      { env, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 900_000 },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`${cmd.join(' ')} failed:\n${stderr.slice(-4000)}`));
-        else resolve(stdout.trim());
-      },
-    );
-  });
-}
-
-/** Wall-clock seconds of one command (asynchronous: the registries' log pipes keep draining meanwhile). */
-async function timed(cmd: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const start = process.hrtime.bigint();
-  await exec(cmd, env);
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
-const asUser = (...cmd: string[]): string[] => [
-  'setpriv',
-  '--reuid',
-  USER,
-  '--regid',
-  USER,
-  '--init-groups',
-  '--',
-  ...cmd,
-];
 
 /** Total size of the blobs a registry stores (its filesystem storage: `.../blobs/sha256/xx/<hex>/data`). */
 async function storedBytes(registry: TestRegistry): Promise<number> {
@@ -186,12 +147,12 @@ class Bench {
       `bench-${c.name}`,
       ctx,
     );
-    const cold = await timed(build, env);
-    const cached = await timed(build, env);
+    const cold = await timeOnce(build, env);
+    const cached = await timeOnce(build, env);
     await c.touch(ctx, round);
-    const changed = await timed(build, env);
+    const changed = await timeOnce(build, env);
     const { push, ...bytes } = await measurePush(`gantry/${c.name}`, c.baseLayers, (destination) =>
-      timed(
+      timeOnce(
         asUser(
           process.execPath,
           GANTRY,
@@ -239,12 +200,12 @@ class Bench {
       `bench-${c.name}`,
       ctx,
     );
-    const cold = await timed(build, env);
-    const cached = await timed(build, env);
+    const cold = await timeOnce(build, env);
+    const cached = await timeOnce(build, env);
     await c.touch(ctx, round);
-    const changed = await timed(build, env);
+    const changed = await timeOnce(build, env);
     const { push, ...bytes } = await measurePush(`buildah/${c.name}`, c.baseLayers, (destination) =>
-      timed(buildah('push', '--tls-verify=false', '--quiet', `bench-${c.name}`, destination), env),
+      timeOnce(buildah('push', '--tls-verify=false', '--quiet', `bench-${c.name}`, destination), env),
     );
     return { times: { cold, cached, changed, push }, ...bytes };
   }
@@ -297,7 +258,7 @@ function printResults(cases: BenchCase[], results: Map<string, Record<Tool, Samp
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error('run the benchmark as root: it acts as the unprivileged user gantry-test');
-  const user = await exec(['getent', 'passwd', USER]).then((line) => {
+  const user = await exec(['getent', 'passwd', BENCH_USER]).then((line) => {
     const f = line.split(':');
     return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] as string };
   });

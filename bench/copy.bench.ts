@@ -21,6 +21,7 @@ import {
   pushFixture,
 } from '../test/harness/fixtures.js';
 import { startRegistry, type TestRegistry } from '../test/harness/registry.js';
+import { median } from './util.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 // The entry npm links (bin/gantry), so the benchmark pays what users pay at start-up.
@@ -90,12 +91,6 @@ function ingestOnly(host: string, image: FixtureImage): string[] {
 
 const gantry = (...args: string[]): string[] => [GANTRY, ...args, '--quiet'];
 const skopeo = (...args: string[]): string[] => ['skopeo', '--insecure-policy', ...args];
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 const rows: string[][] = [];
 function report(name: string, g: number[], s: number[], unit = 's'): void {

@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLayer, unpackLayer } from '../src/layer/index.js';
+import { median } from './util.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FILES = 5000;
@@ -46,12 +47,6 @@ async function time(fn: () => Promise<unknown>): Promise<Timing> {
   await fn();
   const used = process.cpuUsage(cpu);
   return { wall: (performance.now() - start) / 1000, cpu: (used.user + used.system) / 1e6 };
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function report(name: string, gantry: Timing[], baseline: Timing[], baselineName: string): void {

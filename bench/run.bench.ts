@@ -5,52 +5,19 @@
  * Not a test: nothing is asserted. Needs root (to act as gantry-test) after scripts/setup.sh.
  * Run: node bench/run.mjs bench/run.bench.ts   (BENCH_RUNS=20 by default)
  */
-import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeImageLayout } from '../test/harness/fixtures.js';
+import { asUser, BENCH_USER, exec, median, timeOnce } from './util.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const GANTRY = join(process.cwd(), 'bin', 'gantry.cjs');
-const USER = 'gantry-test';
-
-function exec(cmd: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd[0] as string, cmd.slice(1), { env, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd.join(' ')} failed:\n${stderr}`));
-      else resolve(stdout.trim());
-    });
-  });
-}
-
-async function timeOnce(cmd: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const start = process.hrtime.bigint();
-  await exec(cmd, env);
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
-const asUser = (...cmd: string[]): string[] => [
-  'setpriv',
-  '--reuid',
-  USER,
-  '--regid',
-  USER,
-  '--init-groups',
-  '--',
-  ...cmd,
-];
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error('run the benchmark as root: it acts as the unprivileged user gantry-test');
-  const { uid, gid, home } = await exec(['getent', 'passwd', USER], process.env).then((line) => {
+  const { uid, gid, home } = await exec(['getent', 'passwd', BENCH_USER], process.env).then((line) => {
     const f = line.split(':');
     return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] as string };
   });
