@@ -4,20 +4,14 @@
  * an OCI layout, build contexts owned by that user, and readers for what a build produced: a tag's layers
  * (the entries of each layer tar) and its flattened root filesystem (umoci).
  */
-import { spawn } from 'node:child_process';
 import { chownSync, mkdirSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { makeImageLayout } from '../harness/fixtures.js';
 import { run, trackTempDir } from '../harness/procs.js';
-import { installationForTestUser, TEST_USER, testUser } from './sandbox-user.js';
-
-export interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import type { CliResult } from '../support/cli.js';
+import { gantryAsTestUser, installationForTestUser, testUser } from './sandbox-user.js';
 
 export interface RunBench {
   /** `oci:DIR:TAG` of a busybox image. */
@@ -27,7 +21,7 @@ export interface RunBench {
   /** A build context owned by gantry-test holding `files` (relative path to content). */
   context(files: Record<string, string>): Promise<string>;
   /** Runs `gantry ARGS` as gantry-test with GANTRY_STORE and the given environment. */
-  gantry(args: string[], env: Record<string, string>): Promise<Result>;
+  gantry(args: string[], env: Record<string, string>): Promise<CliResult>;
 }
 
 export async function runBench(): Promise<RunBench> {
@@ -61,34 +55,7 @@ export async function runBench(): Promise<RunBench> {
       return dir;
     },
     gantry(args, env) {
-      const argv = [
-        'setpriv',
-        '--reuid',
-        TEST_USER,
-        '--regid',
-        TEST_USER,
-        '--init-groups',
-        '--',
-        process.execPath,
-        cli,
-        ...args,
-      ];
-      return new Promise((resolve, reject) => {
-        const child = spawn(argv[0] as string, argv.slice(1), {
-          env: { PATH: process.env.PATH, HOME: '/nonexistent', CI: 'true', ...env },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-        child.on('error', reject);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code: code ?? -1, stdout, stderr });
-        });
-      });
+      return gantryAsTestUser(cli, args, env);
     },
   };
 }

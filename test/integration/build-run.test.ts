@@ -2,70 +2,20 @@
 // it): shell form with ENV and WORKDIR, a secret readable in RUN and absent from every layer, the config and the
 // history, a cache mount that persists across builds, cache hits for RUN, and a failing RUN that fails the build
 // with its location and exit status and tags nothing. Outputs are checked with skopeo and umoci.
-import { spawn } from 'node:child_process';
-import { chownSync, mkdirSync, readFileSync } from 'node:fs';
+import { chownSync, mkdirSync } from 'node:fs';
 import { chmod, cp, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeImageLayout } from '../harness/fixtures.js';
 import { run, trackTempDir } from '../harness/procs.js';
+import { gantryAsTestUser, testUser } from './sandbox-user.js';
 
-const USER = 'gantry-test';
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gantry.cjs');
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'build');
 const SECRET = 'tok-3f9a1c77e2b54d0e';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function userIds(): { uid: number; gid: number } {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      'build RUN tests act as gantry-test and need root for that: run them as root after scripts/setup.sh',
-    );
-  }
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`${USER}:`));
-  if (!line) throw new Error(`user ${USER} is missing: run scripts/setup.sh as root`);
-  const f = line.split(':');
-  return { uid: Number(f[2]), gid: Number(f[3]) };
-}
-
-function gantryAs(args: string[], env: Record<string, string>): Promise<Result> {
-  const argv = [
-    'setpriv',
-    '--reuid',
-    USER,
-    '--regid',
-    USER,
-    '--init-groups',
-    '--',
-    process.execPath,
-    BIN,
-    ...args,
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), {
-      env: { PATH: process.env.PATH, HOME: '/nonexistent', CI: 'true', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
+const gantryAs = (args: string[], env: Record<string, string>) => gantryAsTestUser(BIN, args, env);
 
 describe('gantry build RUN (as gantry-test)', () => {
   const ids = { uid: 0, gid: 0 };
@@ -80,7 +30,8 @@ describe('gantry build RUN (as gantry-test)', () => {
   }
 
   beforeAll(async () => {
-    Object.assign(ids, userIds());
+    const { uid, gid } = testUser();
+    Object.assign(ids, { uid, gid });
     base = await mkdtemp(join(tmpdir(), 'gantry-build-run-'));
     trackTempDir(base);
     await chmod(base, 0o755);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSubordinateIds } from '../../src/sandbox/idmap.js';
 import { trackTempDir } from '../harness/procs.js';
+import { type CliResult, runCommand } from '../support/cli.js';
 
 export const TEST_USER = 'gantry-test';
 
@@ -37,6 +38,17 @@ export function testUser(): TestUser {
     throw new Error(`${TEST_USER} has no /etc/subuid or /etc/subgid range: run scripts/setup.sh as root`);
   }
   return { uid: Number(uid), gid: Number(gid), subuid: subuid.start, subgid: subgid.start };
+}
+
+/** Runs the gantry CLI at `cli` as gantry-test with only PATH, CI=true and `env` (no readable HOME). */
+export function gantryAsTestUser(
+  cli: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
+  return runCommand(asTestUser(process.execPath, cli, ...args), {
+    env: { PATH: process.env.PATH, HOME: '/nonexistent', CI: 'true', ...env },
+  });
 }
 
 /** `setpriv` execs the command itself as gantry-test, so signals sent to the child reach it directly. */

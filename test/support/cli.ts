@@ -17,9 +17,20 @@ export function gantry(
   args: string[],
   options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
+  return runCommand([process.execPath, BIN, ...args], {
+    ...options,
+    env: { ...process.env, CI: 'true', ...options.env },
+  });
+}
+
+/** Runs a command with exactly `env`, feeding it `input`; killed after `timeoutMs` (default 2 minutes). */
+export function runCommand(
+  argv: readonly string[],
+  options: { env: NodeJS.ProcessEnv; input?: string; timeoutMs?: number },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, CI: 'true', ...options.env },
+    const child = spawn(argv[0] as string, argv.slice(1), {
+      env: options.env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
