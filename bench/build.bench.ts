@@ -46,6 +46,18 @@ interface User {
   home: string;
 }
 
+/** One round's build phases: cold, fully cached, and again after the case's one-file change. */
+async function buildPhases(
+  build: string[],
+  env: NodeJS.ProcessEnv,
+  change: () => Promise<void>,
+): Promise<{ cold: number; cached: number; changed: number }> {
+  const cold = await timeOnce(build, env);
+  const cached = await timeOnce(build, env);
+  await change();
+  return { cold, cached, changed: await timeOnce(build, env) };
+}
+
 /** Total size of the blobs a registry stores (its filesystem storage: `.../blobs/sha256/xx/<hex>/data`). */
 async function storedBytes(registry: TestRegistry): Promise<number> {
   const root = join(registry.dataDir, 'storage', 'docker', 'registry', 'v2', 'blobs', 'sha256');
@@ -147,10 +159,7 @@ class Bench {
       `bench-${c.name}`,
       ctx,
     );
-    const cold = await timeOnce(build, env);
-    const cached = await timeOnce(build, env);
-    await c.touch(ctx, round);
-    const changed = await timeOnce(build, env);
+    const { cold, cached, changed } = await buildPhases(build, env, () => c.touch(ctx, round));
     const { push, ...bytes } = await measurePush(`gantry/${c.name}`, c.baseLayers, (destination) =>
       timeOnce(
         asUser(
@@ -200,10 +209,7 @@ class Bench {
       `bench-${c.name}`,
       ctx,
     );
-    const cold = await timeOnce(build, env);
-    const cached = await timeOnce(build, env);
-    await c.touch(ctx, round);
-    const changed = await timeOnce(build, env);
+    const { cold, cached, changed } = await buildPhases(build, env, () => c.touch(ctx, round));
     const { push, ...bytes } = await measurePush(`buildah/${c.name}`, c.baseLayers, (destination) =>
       timeOnce(buildah('push', '--tls-verify=false', '--quiet', `bench-${c.name}`, destination), env),
     );
